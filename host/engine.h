@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * engine.h - the compute engine: validates and runs a vgpu_compute.h
+ * command stream on resources attached to the submitting context.
+ */
+#ifndef HOSTD_ENGINE_H
+#define HOSTD_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "guest_mem.h"
+#include "resource.h"
+#include "vgpu_compute.h"
+
+/* Data-parallel ops are cut into chunks of this many bytes (a multiple of
+ * 4), each chunk run by one worker thread. */
+#define ENGINE_CHUNK_BYTES (256u * 1024u)
+#define ENGINE_MAX_OP_BYTES (1ull << 32)
+
+struct engine;
+
+/* Resource id -> resource, or NULL if unknown or not attached to the
+ * submitting context. */
+typedef const struct gpu_resource *(*engine_lookup_fn)(void *opaque, uint32_t id);
+
+struct engine_result {
+	uint32_t result;        /* enum vgpu_compute_result */
+	uint32_t op_index;
+	uint64_t ops_done;
+	bool status_written;
+};
+
+struct engine *engine_new(unsigned nthreads);
+void engine_free(struct engine *e);
+void engine_caps(const struct engine *e, struct vgpu_compute_caps *caps);
+
+/*
+ * Validate the whole submit, then run it. Returns 0 when every op ran, -1
+ * otherwise (then nothing but the status record has been written).
+ */
+int engine_submit(struct engine *e, const struct guest_mem *gm,
+		  const uint8_t *data, size_t size, engine_lookup_fn lookup,
+		  void *opaque, struct engine_result *res);
+
+const char *engine_result_name(uint32_t result);
+
+#endif

@@ -1,0 +1,480 @@
+/* SPDX-License-Identifier: MIT */
+/* gpu_device.c - resources, contexts and command execution. */
+#include "gpu_device.h"
+
+#include <endian.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gpu_cmd.h"
+#include "idmap.h"
+#include "resource.h"
+#include "stats.h"
+#include "vgpu_virtio_ext.h"
+
+struct gpu_context {
+	uint32_t id;
+	uint32_t capset;
+	char name[65];
+	struct idmap attached;  /* resource id -> resource */
+};
+
+struct gpu_device {
+	struct engine *eng;
+	struct gpu_limits lim;
+	struct idmap resources; /* id -> struct gpu_resource */
+	struct idmap contexts;  /* id -> struct gpu_context */
+	uint64_t total_entries;
+};
+
+#define KNOWN_BLOB_FLAGS (VIRTIO_GPU_BLOB_FLAG_USE_MAPPABLE | \
+			  VIRTIO_GPU_BLOB_FLAG_USE_SHAREABLE | \
+			  VIRTIO_GPU_BLOB_FLAG_USE_CROSS_DEVICE | \
+			  VIRTIO_GPU_BLOB_FLAG_USE_USERPTR | \
+			  VIRTIO_GPU_BLOB_FLAG_USERPTR_RDONLY)
+
+struct gpu_device *gpu_device_new(struct engine *eng, const struct gpu_limits *lim)
+{
+	struct gpu_device *d = calloc(1, sizeof(*d));
+
+	if (!d)
+		return NULL;
+	d->eng = eng;
+	if (lim) {
+		d->lim = *lim;
+	} else {
+		d->lim.max_resources = GPU_DEFAULT_MAX_RESOURCES;
+		d->lim.max_contexts = GPU_DEFAULT_MAX_CONTEXTS;
+		d->lim.max_total_entries = GPU_DEFAULT_MAX_TOTAL_ENTRIES;
+	}
+	idmap_init(&d->resources);
+	idmap_init(&d->contexts);
+	return d;
+}
+
+static void resource_free(struct gpu_device *d, struct gpu_resource *r)
+{
+	d->total_entries -= r->nents;
+	STAT_SUB(resources, 1);
+	STAT_SUB(resource_bytes, r->size);
+	free(r->ents);
+	free(r);
+}
+
+static void context_free(struct gpu_context *c)
+{
+	idmap_free(&c->attached);
+	free(c);
+	STAT_SUB(contexts, 1);
+}
+
+void gpu_device_reset(struct gpu_device *d)
+{
+	size_t pos = 0;
+	void *v;
+
+	while (idmap_next(&d->contexts, &pos, NULL, &v) >= 0)
+		context_free(v);
+	pos = 0;
+	while (idmap_next(&d->resources, &pos, NULL, &v) >= 0)
+		resource_free(d, v);
+	idmap_free(&d->contexts);
+	idmap_free(&d->resources);
+	d->total_entries = 0;
+}
+
+void gpu_device_free(struct gpu_device *d)
+{
+	if (!d)
+		return;
+	gpu_device_reset(d);
+	free(d);
+}
+
+uint32_t gpu_device_resource_count(const struct gpu_device *d)
+{
+	return (uint32_t)d->resources.count;
+}
+
+uint32_t gpu_device_context_count(const struct gpu_device *d)
+{
+	return (uint32_t)d->contexts.count;
+}
+
+/* ---- commands ---- */
+
+struct exec {
+	struct gpu_device *d;
+	const struct guest_mem *gm;
+	uint64_t features;
+	const struct gpu_cmd *c;
+	uint8_t *resp;
+	size_t resp_len;
+	const char *detail;     /* for --verbose */
+};
+
+static uint32_t backing_from_entries(struct exec *x, struct gpu_resource *r,
+				     uint64_t want_size)
+{
+	uint64_t total;
+
+	if (x->d->total_entries + x->c->nr_entries > x->d->lim.max_total_entries) {
+		x->detail = "entry limit";
+		return VIRTIO_GPU_RESP_ERR_OUT_OF_MEMORY;
+	}
+	if (res_check_entries(x->gm, x->c->entries, x->c->nr_entries, &total)) {
+		x->detail = "mem entry outside guest RAM, empty, or crossing a region";
+		return VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER;
+	}
+	if (total != want_size) {
+		x->detail = "entry lengths do not add up to the size";
+		return VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER;
+	}
+	r->ents = res_build_entries(x->c->entries, x->c->nr_entries);
+	if (!r->ents)
+		return VIRTIO_GPU_RESP_ERR_OUT_OF_MEMORY;
+	r->nents = x->c->nr_entries;
+	x->d->total_entries += r->nents;
+	return 0;
+}
+
+static uint32_t cmd_create_blob(struct exec *x)
+{
+	const struct gpu_blob_args *b = &x->c->u.blob;
+	struct gpu_device *d = x->d;
+	struct gpu_resource *r;
+	bool userptr = b->blob_flags & VIRTIO_GPU_BLOB_FLAG_USE_USERPTR;
+	uint32_t rc;
+
+	if (b->resource_id == 0 || idmap_get(&d->resources, b->resource_id)) {
+		x->detail = "resource id 0 or in use";
+		return VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID;
+	}
+	if (b->blob_mem != VIRTIO_GPU_BLOB_MEM_GUEST &&
+	    b->blob_mem != VIRTIO_GPU_BLOB_MEM_HOST3D_GUEST) {
+		x->detail = "blob_mem not GUEST or HOST3D_GUEST";
+		return VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER;
+	}
+	if (b->blob_flags & ~(uint32_t)KNOWN_BLOB_FLAGS) {
+		x->detail = "unknown blob flags";
+		return VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER;
+	}
+	if (userptr && !(x->features & (1ull << VIRTIO_GPU_F_RESOURCE_USERPTR))) {
+		x->detail = "USE_USERPTR without VIRTIO_GPU_F_RESOURCE_USERPTR";
+		return VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER;
+	}
+	if ((b->blob_flags & VIRTIO_GPU_BLOB_FLAG_USERPTR_RDONLY) && !userptr) {
+		x->detail = "USERPTR_RDONLY without USE_USERPTR";
+		return VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER;
+	}
+	if (userptr && (b->blob_flags & (VIRTIO_GPU_BLOB_FLAG_USE_MAPPABLE |
+					 VIRTIO_GPU_BLOB_FLAG_USE_SHAREABLE |
+					 VIRTIO_GPU_BLOB_FLAG_USE_CROSS_DEVICE))) {
+		x->detail = "USE_USERPTR with MAPPABLE/SHAREABLE/CROSS_DEVICE";
+		return VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER;
+	}
+	if (b->blob_mem == VIRTIO_GPU_BLOB_MEM_HOST3D_GUEST &&
+	    !idmap_get(&d->contexts, x->c->hdr.ctx_id)) {
+		x->detail = "HOST3D_GUEST blob outside a context";
+		return VIRTIO_GPU_RESP_ERR_INVALID_CONTEXT_ID;
+	}
+	if (b->size == 0 || b->nr_entries == 0) {
+		x->detail = "size or nr_entries is 0";
+		return VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER;
+	}
+	if (d->resources.count >= d->lim.max_resources) {
+		x->detail = "resource limit";
+		return VIRTIO_GPU_RESP_ERR_OUT_OF_MEMORY;
+	}
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return VIRTIO_GPU_RESP_ERR_OUT_OF_MEMORY;
+	r->id = b->resource_id;
+	r->blob_mem = b->blob_mem;
+	r->blob_flags = b->blob_flags;
+	r->size = b->size;
+	r->userptr = userptr;
+	r->readonly = b->blob_flags & VIRTIO_GPU_BLOB_FLAG_USERPTR_RDONLY;
+	rc = backing_from_entries(x, r, b->size);
+	if (rc == 0 && idmap_put(&d->resources, r->id, r))
+		rc = VIRTIO_GPU_RESP_ERR_OUT_OF_MEMORY;
+	if (rc) {
+		d->total_entries -= r->nents;
+		free(r->ents);
+		free(r);
+		return rc;
+	}
+	STAT_ADD(resources, 1);
+	STAT_ADD(resource_bytes, r->size);
+	return 0;
+}
+
+static uint32_t cmd_unref(struct exec *x)
+{
+	struct gpu_device *d = x->d;
+	struct gpu_resource *r = idmap_del(&d->resources, x->c->u.res.resource_id);
+	size_t pos = 0;
+	void *v;
+
+	if (!r)
+		return VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID;
+	while (idmap_next(&d->contexts, &pos, NULL, &v) >= 0)
+		idmap_del(&((struct gpu_context *)v)->attached, r->id);
+	resource_free(d, r);
+	return 0;
+}
+
+static uint32_t cmd_attach_backing(struct exec *x)
+{
+	struct gpu_resource *r = idmap_get(&x->d->resources, x->c->u.attach.resource_id);
+
+	if (!r)
+		return VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID;
+	if (r->nents) {
+		x->detail = "resource already has backing";
+		return VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER;
+	}
+	return backing_from_entries(x, r, r->size);
+}
+
+static uint32_t cmd_detach_backing(struct exec *x)
+{
+	struct gpu_resource *r = idmap_get(&x->d->resources, x->c->u.res.resource_id);
+
+	if (!r)
+		return VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID;
+	if (!r->nents) {
+		x->detail = "resource has no backing";
+		return VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER;
+	}
+	x->d->total_entries -= r->nents;
+	free(r->ents);
+	r->ents = NULL;
+	r->nents = 0;
+	return 0;
+}
+
+static uint32_t cmd_ctx_create(struct exec *x)
+{
+	struct gpu_device *d = x->d;
+	uint32_t id = x->c->hdr.ctx_id;
+	uint32_t init = x->c->u.ctx_create.context_init;
+	uint32_t capset = init & VIRTIO_GPU_CONTEXT_INIT_CAPSET_ID_MASK;
+	struct gpu_context *c;
+
+	if (id == 0 || idmap_get(&d->contexts, id))
+		return VIRTIO_GPU_RESP_ERR_INVALID_CONTEXT_ID;
+	/* 0 selects the default capset, the compute capset (the only one). */
+	if (init & ~(uint32_t)VIRTIO_GPU_CONTEXT_INIT_CAPSET_ID_MASK ||
+	    (capset != 0 && capset != VGPU_COMPUTE_CAPSET_ID)) {
+		x->detail = "unsupported capset in context_init";
+		return VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER;
+	}
+	if (d->contexts.count >= d->lim.max_contexts) {
+		x->detail = "context limit";
+		return VIRTIO_GPU_RESP_ERR_OUT_OF_MEMORY;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return VIRTIO_GPU_RESP_ERR_OUT_OF_MEMORY;
+	c->id = id;
+	c->capset = VGPU_COMPUTE_CAPSET_ID;
+	memcpy(c->name, x->c->u.ctx_create.name, sizeof(c->name));
+	idmap_init(&c->attached);
+	if (idmap_put(&d->contexts, id, c)) {
+		free(c);
+		return VIRTIO_GPU_RESP_ERR_OUT_OF_MEMORY;
+	}
+	STAT_ADD(contexts, 1);
+	return 0;
+}
+
+static uint32_t cmd_ctx_destroy(struct exec *x)
+{
+	struct gpu_context *c = idmap_del(&x->d->contexts, x->c->hdr.ctx_id);
+
+	if (!c)
+		return VIRTIO_GPU_RESP_ERR_INVALID_CONTEXT_ID;
+	context_free(c);
+	return 0;
+}
+
+static uint32_t cmd_ctx_attach(struct exec *x, bool attach)
+{
+	struct gpu_context *c = idmap_get(&x->d->contexts, x->c->hdr.ctx_id);
+	struct gpu_resource *r;
+	uint32_t id = x->c->u.res.resource_id;
+
+	if (!c)
+		return VIRTIO_GPU_RESP_ERR_INVALID_CONTEXT_ID;
+	r = idmap_get(&x->d->resources, id);
+	if (!r)
+		return VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID;
+	if (attach) {
+		if (idmap_get(&c->attached, id))
+			return 0;
+		return idmap_put(&c->attached, id, r) ? VIRTIO_GPU_RESP_ERR_OUT_OF_MEMORY : 0;
+	}
+	if (!idmap_del(&c->attached, id)) {
+		x->detail = "resource not attached to the context";
+		return VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID;
+	}
+	return 0;
+}
+
+static const struct gpu_resource *lookup_attached(void *opaque, uint32_t id)
+{
+	struct gpu_context *c = opaque;
+
+	return idmap_get(&c->attached, id);
+}
+
+static uint32_t cmd_submit(struct exec *x)
+{
+	struct gpu_context *c = idmap_get(&x->d->contexts, x->c->hdr.ctx_id);
+	struct engine_result er;
+
+	if (!c)
+		return VIRTIO_GPU_RESP_ERR_INVALID_CONTEXT_ID;
+	if (engine_submit(x->d->eng, x->gm, x->c->u.submit.data, x->c->u.submit.size,
+			  lookup_attached, c, &er)) {
+		x->detail = engine_result_name(er.result);
+		return VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER;
+	}
+	return 0;
+}
+
+static uint32_t cmd_capset_info(struct exec *x)
+{
+	struct virtio_gpu_resp_capset_info *ci = (void *)x->resp;
+
+	if (x->c->u.capset_info.index != 0)
+		return VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER;
+	ci->capset_id = htole32(VGPU_COMPUTE_CAPSET_ID);
+	ci->capset_max_version = htole32(VGPU_COMPUTE_CAPSET_VERSION);
+	ci->capset_max_size = htole32(sizeof(struct vgpu_compute_caps));
+	x->resp_len = sizeof(*ci);
+	return VIRTIO_GPU_RESP_OK_CAPSET_INFO;
+}
+
+static uint32_t cmd_capset(struct exec *x)
+{
+	struct vgpu_compute_caps caps;
+
+	if (x->c->u.capset.id != VGPU_COMPUTE_CAPSET_ID ||
+	    x->c->u.capset.version != VGPU_COMPUTE_CAPSET_VERSION)
+		return VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER;
+	engine_caps(x->d->eng, &caps);
+	memcpy(x->resp + sizeof(struct virtio_gpu_ctrl_hdr), &caps, sizeof(caps));
+	x->resp_len = sizeof(struct virtio_gpu_ctrl_hdr) + sizeof(caps);
+	return VIRTIO_GPU_RESP_OK_CAPSET;
+}
+
+static void fill_hdr(const struct gpu_cmd_hdr *h, uint32_t type, uint8_t *resp)
+{
+	struct virtio_gpu_ctrl_hdr r;
+
+	memset(&r, 0, sizeof(r));
+	r.type = htole32(type);
+	if (h->flags & VIRTIO_GPU_FLAG_FENCE) {
+		r.flags = htole32(h->flags & (VIRTIO_GPU_FLAG_FENCE | VIRTIO_GPU_FLAG_INFO_RING_IDX));
+		r.fence_id = htole64(h->fence_id);
+		r.ctx_id = htole32(h->ctx_id);
+		if (h->flags & VIRTIO_GPU_FLAG_INFO_RING_IDX)
+			r.ring_idx = h->ring_idx;
+		STAT_ADD(fences, 1);
+	}
+	memcpy(resp, &r, sizeof(r));
+}
+
+static uint32_t dispatch(struct exec *x)
+{
+	switch (x->c->hdr.type) {
+	case VIRTIO_GPU_CMD_GET_DISPLAY_INFO:
+		/* num_scanouts = 0: every pmode disabled (all zero). */
+		x->resp_len = sizeof(struct virtio_gpu_resp_display_info);
+		return VIRTIO_GPU_RESP_OK_DISPLAY_INFO;
+	case VIRTIO_GPU_CMD_GET_CAPSET_INFO:
+		return cmd_capset_info(x);
+	case VIRTIO_GPU_CMD_GET_CAPSET:
+		return cmd_capset(x);
+	case VIRTIO_GPU_CMD_RESOURCE_CREATE_BLOB:
+		return cmd_create_blob(x);
+	case VIRTIO_GPU_CMD_RESOURCE_UNREF:
+		return cmd_unref(x);
+	case VIRTIO_GPU_CMD_RESOURCE_ATTACH_BACKING:
+		return cmd_attach_backing(x);
+	case VIRTIO_GPU_CMD_RESOURCE_DETACH_BACKING:
+		return cmd_detach_backing(x);
+	case VIRTIO_GPU_CMD_CTX_CREATE:
+		return cmd_ctx_create(x);
+	case VIRTIO_GPU_CMD_CTX_DESTROY:
+		return cmd_ctx_destroy(x);
+	case VIRTIO_GPU_CMD_CTX_ATTACH_RESOURCE:
+		return cmd_ctx_attach(x, true);
+	case VIRTIO_GPU_CMD_CTX_DETACH_RESOURCE:
+		return cmd_ctx_attach(x, false);
+	case VIRTIO_GPU_CMD_SUBMIT_3D:
+		return cmd_submit(x);
+	default:
+		return VIRTIO_GPU_RESP_ERR_UNSPEC;
+	}
+}
+
+size_t gpu_device_execute(struct gpu_device *d, const struct guest_mem *gm,
+			  uint64_t features, const uint8_t *buf, size_t len,
+			  uint8_t *resp)
+{
+	struct gpu_cmd c;
+	struct exec x = { .d = d, .gm = gm, .features = features, .c = &c, .resp = resp };
+	uint32_t rc;
+
+	memset(resp, 0, GPU_RESP_MAX);
+	x.resp_len = sizeof(struct virtio_gpu_ctrl_hdr);
+	rc = gpu_cmd_decode(buf, len, &c);
+	if (rc == 0 && (c.hdr.type == VIRTIO_GPU_CMD_UPDATE_CURSOR ||
+			c.hdr.type == VIRTIO_GPU_CMD_MOVE_CURSOR))
+		rc = VIRTIO_GPU_RESP_ERR_UNSPEC;  /* wrong queue */
+	if (rc == 0 && (c.hdr.flags & VIRTIO_GPU_FLAG_INFO_RING_IDX) && c.hdr.ring_idx >= 64) {
+		x.detail = "ring_idx >= 64";
+		rc = VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER;
+	}
+	if (rc == 0) {
+		rc = dispatch(&x);
+		if (rc == 0)
+			rc = VIRTIO_GPU_RESP_OK_NODATA;
+	}
+	if (rc >= VIRTIO_GPU_RESP_ERR_UNSPEC) {
+		x.resp_len = sizeof(struct virtio_gpu_ctrl_hdr);
+		STAT_ADD(cmd_errors, 1);
+	}
+	STAT_ADD(cmds, 1);
+	fill_hdr(&c.hdr, rc, resp);
+	hlog_v("ctrl %s ctx=%u flags=%#x fence=%llu -> %s%s%s", gpu_cmd_name(c.hdr.type),
+	       c.hdr.ctx_id, c.hdr.flags, (unsigned long long)c.hdr.fence_id,
+	       gpu_resp_name(rc), x.detail ? ": " : "", x.detail ? x.detail : "");
+	gpu_cmd_free(&c);
+	return x.resp_len;
+}
+
+size_t gpu_device_cursor(struct gpu_device *d, const uint8_t *buf, size_t len,
+			 uint8_t *resp)
+{
+	struct gpu_cmd c;
+	uint32_t rc;
+
+	(void)d;
+	memset(resp, 0, sizeof(struct virtio_gpu_ctrl_hdr));
+	rc = gpu_cmd_decode(buf, len, &c);
+	if (rc == 0 && c.hdr.type != VIRTIO_GPU_CMD_UPDATE_CURSOR &&
+	    c.hdr.type != VIRTIO_GPU_CMD_MOVE_CURSOR)
+		rc = VIRTIO_GPU_RESP_ERR_UNSPEC;
+	if (rc == 0)
+		rc = VIRTIO_GPU_RESP_OK_NODATA;
+	STAT_ADD(cursor_cmds, 1);
+	fill_hdr(&c.hdr, rc, resp);
+	hlog_v("cursor %s -> %s", gpu_cmd_name(c.hdr.type), gpu_resp_name(rc));
+	gpu_cmd_free(&c);
+	return sizeof(struct virtio_gpu_ctrl_hdr);
+}

@@ -1,0 +1,250 @@
+/* SPDX-License-Identifier: MIT */
+/* main.c - options, signals and the accept loop of virtgpu-hostd. */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "gpu_device.h"
+#include "stats.h"
+#include "vhost_user.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: virtgpu-hostd --socket PATH [--no-userptr] [--threads N] [--verbose]\n"
+		"\n"
+		"A virtio-gpu device (compute capset %u) served as a vhost-user back-end.\n"
+		"It listens on a Unix socket and serves one front-end at a time; after a\n"
+		"disconnect every resource, context and mapping of that front-end is freed\n"
+		"and the next front-end is accepted.\n"
+		"\n"
+		"Options:\n"
+		"  -s, --socket PATH   Unix socket to listen on (a stale file is replaced)\n"
+		"  -n, --no-userptr    do not offer VIRTIO_GPU_F_RESOURCE_USERPTR (bit %d)\n"
+		"  -t, --threads N     compute worker threads, 1..%d\n"
+		"                      (default: the number of online CPUs)\n"
+		"  -v, --verbose       log every vhost-user message and command with its result\n"
+		"  -h, --help          show this text and exit\n"
+		"\n"
+		"Signals: SIGTERM/SIGINT exit cleanly and print statistics; SIGUSR1 prints\n"
+		"statistics (resources, bytes mapped, per-op counters, commands, errors).\n"
+		"Exit status: 0 on a signal, 1 on a runtime error, 2 on bad usage.\n",
+		VGPU_COMPUTE_CAPSET_ID, VIRTIO_GPU_F_RESOURCE_USERPTR, 256);
+}
+
+static int make_listener(const char *path)
+{
+	struct sockaddr_un a;
+	struct stat st;
+	int fd;
+
+	memset(&a, 0, sizeof(a));
+	a.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(a.sun_path)) {
+		fprintf(stderr, "virtgpu-hostd: socket path too long: %s\n", path);
+		return -1;
+	}
+	strcpy(a.sun_path, path);
+	/* Replace a stale socket, never any other kind of file. */
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			fprintf(stderr, "virtgpu-hostd: %s exists and is not a socket\n", path);
+			return -1;
+		}
+		unlink(path);
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, 1) < 0) {
+		fprintf(stderr, "virtgpu-hostd: %s: %s\n", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* 1: keep going, 0: exit requested. */
+static int handle_signal(int sfd)
+{
+	struct signalfd_siginfo si;
+
+	if (read(sfd, &si, sizeof(si)) != sizeof(si))
+		return 1;
+	if (si.ssi_signo == SIGUSR1) {
+		stats_print(stderr);
+		return 1;
+	}
+	hlog("signal %u: exiting", si.ssi_signo);
+	return 0;
+}
+
+/* Serve one front-end until it goes away (1) or a signal ends us (0). */
+static int serve(int cfd, int sfd, const struct vu_options *opt, struct engine *eng)
+{
+	struct gpu_device *gpu = gpu_device_new(eng, NULL);
+	struct vu_conn c;
+	int running = 1;
+
+	if (!gpu || vu_conn_init(&c, cfd, opt, gpu)) {
+		hlog("cannot set up the device: out of memory");
+		gpu_device_free(gpu);
+		return 1;
+	}
+	for (;;) {
+		struct pollfd p[2] = { { cfd, POLLIN, 0 }, { sfd, POLLIN, 0 } };
+
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (p[1].revents & POLLIN) {
+			running = handle_signal(sfd);
+			if (!running)
+				break;
+		}
+		if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+			if (vu_handle_one(&c))
+				break;
+		}
+	}
+	vu_conn_fini(&c);
+	gpu_device_free(gpu);
+	return running;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "socket", required_argument, NULL, 's' },
+		{ "no-userptr", no_argument, NULL, 'n' },
+		{ "threads", required_argument, NULL, 't' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct vu_options opt = { .userptr = true };
+	const char *path = NULL;
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned threads = ncpu > 0 ? (unsigned)(ncpu > 256 ? 256 : ncpu) : 1;
+	struct engine *eng;
+	sigset_t sigs;
+	int lfd, sfd, o, running = 1;
+
+	while ((o = getopt_long(argc, argv, "s:nt:vh", longopts, NULL)) != -1) {
+		switch (o) {
+		case 's':
+			path = optarg;
+			break;
+		case 'n':
+			opt.userptr = false;
+			break;
+		case 't': {
+			char *end;
+			long v;
+
+			errno = 0;
+			v = strtol(optarg, &end, 10);
+			if (errno || *optarg == '\0' || *end || v < 1 || v > 256) {
+				fprintf(stderr, "virtgpu-hostd: --threads needs a number from 1 to 256, not '%s'\n", optarg);
+				return 2;
+			}
+			threads = (unsigned)v;
+			break;
+		}
+		case 'v':
+			hostd_verbose = 1;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			fprintf(stderr, "Try 'virtgpu-hostd --help' for more information.\n");
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "virtgpu-hostd: unexpected argument '%s'\n"
+			"Try 'virtgpu-hostd --help' for more information.\n", argv[optind]);
+		return 2;
+	}
+	if (!path) {
+		fprintf(stderr, "virtgpu-hostd: --socket PATH is required\n"
+			"Try 'virtgpu-hostd --help' for more information.\n");
+		return 2;
+	}
+
+	/* Signals arrive through a signalfd; every thread has them blocked. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGUSR1);
+	sigaddset(&sigs, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	sigdelset(&sigs, SIGPIPE);
+	sfd = signalfd(-1, &sigs, SFD_CLOEXEC);
+	if (sfd < 0) {
+		perror("virtgpu-hostd: signalfd");
+		return 1;
+	}
+	eng = engine_new(threads);
+	if (!eng) {
+		fprintf(stderr, "virtgpu-hostd: cannot start %u worker threads\n", threads);
+		return 1;
+	}
+	lfd = make_listener(path);
+	if (lfd < 0) {
+		engine_free(eng);
+		return 1;
+	}
+	hlog("listening on %s (userptr %s, %u threads)", path,
+	     opt.userptr ? "offered" : "not offered", threads);
+
+	while (running) {
+		struct pollfd p[2] = { { lfd, POLLIN, 0 }, { sfd, POLLIN, 0 } };
+		int cfd;
+
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			hlog("poll: %s", strerror(errno));
+			break;
+		}
+		if (p[1].revents & POLLIN) {
+			running = handle_signal(sfd);
+			continue;
+		}
+		if (!(p[0].revents & POLLIN))
+			continue;
+		cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (cfd < 0) {
+			if (errno != EINTR && errno != ECONNABORTED)
+				hlog("accept: %s", strerror(errno));
+			continue;
+		}
+		STAT_ADD(connections, 1);
+		hlog("front-end connected");
+		running = serve(cfd, sfd, &opt, eng);
+		close(cfd);
+		hlog("front-end gone: %llu resources, %llu contexts, %llu bytes mapped remain",
+		     (unsigned long long)STAT_GET(resources),
+		     (unsigned long long)STAT_GET(contexts),
+		     (unsigned long long)STAT_GET(mapped_bytes));
+	}
+	close(lfd);
+	unlink(path);
+	engine_free(eng);
+	stats_print(stderr);
+	return 0;
+}

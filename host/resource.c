@@ -1,0 +1,116 @@
+/* SPDX-License-Identifier: MIT */
+/* resource.c - scatter-gather access to resource backing in guest memory. */
+#include "resource.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int res_check_entries(const struct guest_mem *gm, const struct gpu_mem_entry *e,
+		      uint32_t n, uint64_t *total)
+{
+	uint64_t t = 0;
+
+	for (uint32_t i = 0; i < n; i++) {
+		if (e[i].len == 0)
+			return -1;
+		if (!gm_translate(gm, e[i].addr, e[i].len))
+			return -1;
+		t += e[i].len;  /* n <= 2^20 entries of < 2^32: no overflow */
+	}
+	*total = t;
+	return 0;
+}
+
+struct res_entry *res_build_entries(const struct gpu_mem_entry *e, uint32_t n)
+{
+	struct res_entry *r = calloc(n ? n : 1, sizeof(*r));
+	uint64_t off = 0;
+
+	if (!r)
+		return NULL;
+	for (uint32_t i = 0; i < n; i++) {
+		r[i].gpa = e[i].addr;
+		r[i].len = e[i].len;
+		r[i].off = off;
+		off += e[i].len;
+	}
+	return r;
+}
+
+bool res_backed(const struct gpu_resource *r, const struct guest_mem *gm)
+{
+	if (!r->nents)
+		return false;
+	for (uint32_t i = 0; i < r->nents; i++)
+		if (!gm_translate(gm, r->ents[i].gpa, r->ents[i].len))
+			return false;
+	return true;
+}
+
+uint8_t *res_span(const struct gpu_resource *r, const struct guest_mem *gm,
+		  uint64_t off, uint64_t *avail)
+{
+	uint32_t lo = 0, hi = r->nents;
+	const struct res_entry *e;
+	uint8_t *p;
+
+	if (!r->nents || off >= r->size)
+		return NULL;
+	/* Last entry with e->off <= off. */
+	while (hi - lo > 1) {
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if (r->ents[mid].off <= off)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	e = &r->ents[lo];
+	if (off - e->off >= e->len)
+		return NULL;
+	p = gm_translate(gm, e->gpa, e->len);
+	if (!p)
+		return NULL;
+	*avail = e->len - (off - e->off);
+	return p + (off - e->off);
+}
+
+int res_read(const struct gpu_resource *r, const struct guest_mem *gm,
+	     uint64_t off, void *buf, uint64_t n)
+{
+	uint8_t *d = buf;
+
+	while (n) {
+		uint64_t avail, k;
+		uint8_t *p = res_span(r, gm, off, &avail);
+
+		if (!p)
+			return -1;
+		k = avail < n ? avail : n;
+		memcpy(d, p, k);
+		d += k;
+		off += k;
+		n -= k;
+	}
+	return 0;
+}
+
+int res_write(const struct gpu_resource *r, const struct guest_mem *gm,
+	      uint64_t off, const void *buf, uint64_t n)
+{
+	const uint8_t *s = buf;
+
+	while (n) {
+		uint64_t avail, k;
+		uint8_t *p = res_span(r, gm, off, &avail);
+
+		if (!p)
+			return -1;
+		k = avail < n ? avail : n;
+		memcpy(p, s, k);
+		s += k;
+		off += k;
+		n -= k;
+	}
+	return 0;
+}

@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: MIT */
+/* stats.c - counters and logging. */
+#include "stats.h"
+
+#include <stdarg.h>
+#include <time.h>
+
+struct hostd_stats hostd_stats;
+int hostd_verbose;
+
+static const char *const op_names[VGPU_OP_COUNT] = {
+	"nop", "copy", "fill", "checksum", "saxpy", "sum_f32",
+};
+
+void stats_print(FILE *f)
+{
+	fprintf(f, "virtgpu-hostd stats:\n");
+	fprintf(f, "  connections      %llu\n", (unsigned long long)STAT_GET(connections));
+	fprintf(f, "  vhost_user_msgs  %llu\n", (unsigned long long)STAT_GET(vu_msgs));
+	fprintf(f, "  vhost_user_errs  %llu\n", (unsigned long long)STAT_GET(vu_errors));
+	fprintf(f, "  commands         %llu\n", (unsigned long long)STAT_GET(cmds));
+	fprintf(f, "  command_errors   %llu\n", (unsigned long long)STAT_GET(cmd_errors));
+	fprintf(f, "  bad_chains       %llu\n", (unsigned long long)STAT_GET(bad_chains));
+	fprintf(f, "  cursor_commands  %llu\n", (unsigned long long)STAT_GET(cursor_cmds));
+	fprintf(f, "  fences           %llu\n", (unsigned long long)STAT_GET(fences));
+	fprintf(f, "  resources        %llu\n", (unsigned long long)STAT_GET(resources));
+	fprintf(f, "  resource_bytes   %llu\n", (unsigned long long)STAT_GET(resource_bytes));
+	fprintf(f, "  contexts         %llu\n", (unsigned long long)STAT_GET(contexts));
+	fprintf(f, "  bytes_mapped     %llu\n", (unsigned long long)STAT_GET(mapped_bytes));
+	fprintf(f, "  submits          %llu\n", (unsigned long long)STAT_GET(submits));
+	fprintf(f, "  submit_errors    %llu\n", (unsigned long long)STAT_GET(submit_errors));
+	for (unsigned i = 0; i < VGPU_OP_COUNT; i++)
+		fprintf(f, "  op_%-9s      %llu ops %llu bytes\n", op_names[i],
+			(unsigned long long)STAT_GET(op_count[i]),
+			(unsigned long long)STAT_GET(op_bytes[i]));
+	fflush(f);
+}
+
+void hlog(const char *fmt, ...)
+{
+	struct timespec ts;
+	char buf[1024];
+	va_list ap;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "virtgpu-hostd[%lld.%03ld]: %s\n", (long long)ts.tv_sec,
+		ts.tv_nsec / 1000000, buf);
+}

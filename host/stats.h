@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: MIT */
+/* stats.h - process-wide counters and logging of virtgpu-hostd. */
+#ifndef HOSTD_STATS_H
+#define HOSTD_STATS_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "vgpu_compute.h"
+
+struct hostd_stats {
+	atomic_uint_fast64_t connections;
+	atomic_uint_fast64_t vu_msgs;
+	atomic_uint_fast64_t vu_errors;
+	atomic_uint_fast64_t cmds;          /* control queue commands served */
+	atomic_uint_fast64_t cmd_errors;    /* answered with VIRTIO_GPU_RESP_ERR_* */
+	atomic_uint_fast64_t bad_chains;    /* descriptor chains that could not be read */
+	atomic_uint_fast64_t cursor_cmds;
+	atomic_uint_fast64_t fences;
+	atomic_uint_fast64_t resources;     /* live */
+	atomic_uint_fast64_t resource_bytes;/* live, sum of sizes */
+	atomic_uint_fast64_t contexts;      /* live */
+	atomic_uint_fast64_t mapped_bytes;  /* guest RAM mapped now */
+	atomic_uint_fast64_t submits;
+	atomic_uint_fast64_t submit_errors;
+	atomic_uint_fast64_t op_count[VGPU_OP_COUNT];
+	atomic_uint_fast64_t op_bytes[VGPU_OP_COUNT];
+};
+
+extern struct hostd_stats hostd_stats;
+extern int hostd_verbose;
+
+#define STAT_ADD(field, n) atomic_fetch_add_explicit(&hostd_stats.field, (n), memory_order_relaxed)
+#define STAT_SUB(field, n) atomic_fetch_sub_explicit(&hostd_stats.field, (n), memory_order_relaxed)
+#define STAT_GET(field) atomic_load_explicit(&hostd_stats.field, memory_order_relaxed)
+
+void stats_print(FILE *f);
+
+/* Messages to stderr; hlog_v only with --verbose. */
+void hlog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+#define hlog_v(...) do { if (hostd_verbose) hlog(__VA_ARGS__); } while (0)
+
+#endif

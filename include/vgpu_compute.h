@@ -1,0 +1,131 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vgpu_compute.h - the compute capset of virtgpu-userptr.
+ *
+ * This is the one definition of what the guest and the host device agree
+ * on beyond the virtio-gpu wire format itself: the capset the device
+ * advertises, and the command stream carried by VIRTIO_GPU_CMD_SUBMIT_3D
+ * in a context created on that capset. docs/protocol.md describes the
+ * same rules in specification language.
+ *
+ * Everything is little-endian. Structures have explicit padding and fixed
+ * sizes (checked below), so the layout is the same for every compiler.
+ */
+#ifndef VGPU_COMPUTE_H
+#define VGPU_COMPUTE_H
+
+#include <stdint.h>
+
+/* Capset id for VIRTIO_GPU_CMD_GET_CAPSET_INFO / CTX_CREATE context_init. */
+#define VGPU_COMPUTE_CAPSET_ID 16u
+#define VGPU_COMPUTE_CAPSET_VERSION 1u
+
+/* Context name the guest library passes in CTX_CREATE (debug only). */
+#define VGPU_COMPUTE_CTX_NAME "vgpu-compute"
+
+/* Limits the device enforces; the capset reports the values in force. */
+#define VGPU_COMPUTE_MAX_OPS 256u        /* ops in one submit */
+#define VGPU_COMPUTE_MAX_SUBMIT_BYTES \
+	(sizeof(struct vgpu_compute_submit) + \
+	 VGPU_COMPUTE_MAX_OPS * sizeof(struct vgpu_compute_op))
+
+/* Payload of VIRTIO_GPU_RESP_OK_CAPSET for VGPU_COMPUTE_CAPSET_ID. */
+struct vgpu_compute_caps {
+	uint32_t version;       /* VGPU_COMPUTE_CAPSET_VERSION */
+	uint32_t max_ops;       /* VGPU_COMPUTE_MAX_OPS */
+	uint32_t op_mask;       /* bit n set: opcode n is supported */
+	uint32_t num_threads;   /* worker threads of the engine */
+	uint64_t max_op_bytes;  /* largest len one op may name */
+};
+
+/* Opcodes. */
+enum vgpu_compute_opcode {
+	VGPU_OP_NOP = 0,
+	/* dst[dst_off, +len) = src[src_off, +len); the ranges may not overlap
+	 * when src_res == dst_res. */
+	VGPU_OP_COPY = 1,
+	/* dst[dst_off, +len) = repeated little-endian u32 (uint32_t)arg0;
+	 * len % 4 == 0. */
+	VGPU_OP_FILL = 2,
+	/* XXH64(src[src_off, +len), seed = arg0) written as a little-endian
+	 * u64 at dst[dst_off, +8). */
+	VGPU_OP_CHECKSUM = 3,
+	/* y = a * x + y over f32: y at dst[dst_off, +len), x at
+	 * src[src_off, +len), a = the f32 whose bits are (uint32_t)arg0;
+	 * len % 4 == 0. */
+	VGPU_OP_SAXPY = 4,
+	/* sum of the f32 values of src[src_off, +len), accumulated in f64 in
+	 * index order, written as a little-endian f64 at dst[dst_off, +8);
+	 * len % 4 == 0. */
+	VGPU_OP_SUM_F32 = 5,
+	VGPU_OP_COUNT
+};
+
+#define VGPU_COMPUTE_OP_MASK ((1u << VGPU_OP_COUNT) - 1u)
+
+/* One op: 64 bytes. Unused fields must be zero. */
+struct vgpu_compute_op {
+	uint32_t opcode;    /* enum vgpu_compute_opcode */
+	uint32_t flags;     /* must be 0 */
+	uint32_t dst_res;   /* resource id written by the op (0: none) */
+	uint32_t src_res;   /* resource id read by the op (0: none) */
+	uint64_t dst_off;
+	uint64_t src_off;
+	uint64_t len;       /* bytes */
+	uint64_t arg0;
+	uint64_t arg1;      /* reserved, must be 0 */
+	uint64_t reserved;  /* must be 0 */
+};
+
+#define VGPU_COMPUTE_MAGIC 0x43504756u /* "VGPC" */
+
+/*
+ * Submit header, followed by num_ops struct vgpu_compute_op. The whole
+ * SUBMIT_3D payload must be exactly sizeof(header) + num_ops * 64 bytes.
+ *
+ * If status_res is non-zero, the device writes a struct
+ * vgpu_compute_status at status_res[status_off, +16) when the submit ends,
+ * whether it succeeded or failed (status_res must be attached to the
+ * context and writable). That is how a guest learns why a submit failed:
+ * the SUBMIT_3D response carries only a VIRTIO_GPU_RESP_* code, which
+ * drivers do not pass to userspace.
+ */
+struct vgpu_compute_submit {
+	uint32_t magic;       /* VGPU_COMPUTE_MAGIC */
+	uint32_t num_ops;     /* 1 .. VGPU_COMPUTE_MAX_OPS */
+	uint32_t status_res;  /* 0: no status record */
+	uint32_t reserved;    /* must be 0 */
+	uint64_t status_off;  /* 8-byte aligned */
+};
+
+/* Result codes in struct vgpu_compute_status.result. */
+enum vgpu_compute_result {
+	VGPU_COMPUTE_OK = 0,
+	VGPU_COMPUTE_E_MALFORMED = 1,  /* bad magic, size, count, nonzero reserved */
+	VGPU_COMPUTE_E_OPCODE = 2,     /* unknown opcode or flags */
+	VGPU_COMPUTE_E_RESOURCE = 3,   /* resource unknown or not attached to the context */
+	VGPU_COMPUTE_E_RANGE = 4,      /* offset/len outside the resource, or overflow */
+	VGPU_COMPUTE_E_READONLY = 5,   /* write into a read-only (RDONLY userptr) resource */
+	VGPU_COMPUTE_E_ALIGN = 6,      /* len or offset not aligned as the op requires */
+	VGPU_COMPUTE_E_OVERLAP = 7,    /* COPY with overlapping ranges in one resource */
+	VGPU_COMPUTE_E_NOBACKING = 8,  /* resource has no backing pages */
+};
+
+struct vgpu_compute_status {
+	uint32_t result;     /* enum vgpu_compute_result */
+	uint32_t op_index;   /* index of the failing op (num_ops if none) */
+	uint64_t ops_done;   /* ops executed; 0 when validation failed */
+};
+
+/*
+ * Validation happens for the whole submit before any op runs: a submit
+ * that fails writes nothing into any resource except its status record.
+ */
+
+#define VGPU_STATIC_ASSERT(c, m) _Static_assert(c, m)
+VGPU_STATIC_ASSERT(sizeof(struct vgpu_compute_caps) == 24, "caps size");
+VGPU_STATIC_ASSERT(sizeof(struct vgpu_compute_op) == 64, "op size");
+VGPU_STATIC_ASSERT(sizeof(struct vgpu_compute_submit) == 24, "submit size");
+VGPU_STATIC_ASSERT(sizeof(struct vgpu_compute_status) == 16, "status size");
+
+#endif /* VGPU_COMPUTE_H */

@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+# make-corpus.py - writes the seed corpora in corpus/<target>/ (run once;
+# the output is committed).
+import os
+import struct
+
+here = os.path.dirname(os.path.abspath(__file__))
+
+
+def hdr(t, flags=0, fence=0, ctx=0, ring=0):
+    return struct.pack('<IIQIB3x', t, flags, fence, ctx, ring)
+
+
+def write(target, name, data):
+    d = os.path.join(here, 'corpus', target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), 'wb') as f:
+        f.write(data)
+
+
+# ---- gpu_cmd: flag byte, then (u16 length, command)* ----
+def cmds(*cs, flag=0):
+    out = bytes([flag])
+    for c in cs:
+        out += struct.pack('<H', len(c)) + c
+    return out
+
+
+CTX_CREATE, CTX_ATTACH, SUBMIT = 0x200, 0x202, 0x207
+BLOB, UNREF, ATTACH_BACKING, DETACH_BACKING = 0x10c, 0x102, 0x106, 0x107
+GET_DISPLAY_INFO, GET_CAPSET_INFO, GET_CAPSET = 0x100, 0x108, 0x109
+
+
+def ctx_create(ctx, init=16):
+    name = b'vgpu-compute'
+    return hdr(CTX_CREATE, ctx=ctx) + struct.pack('<II', len(name), init) + name.ljust(64, b'\0')
+
+
+def blob(res, mem, flags, size, entries, ctx=0):
+    c = hdr(BLOB, ctx=ctx) + struct.pack('<IIIIQQ', res, mem, flags, len(entries), 0, size)
+    for a, l in entries:
+        c += struct.pack('<QII', a, l, 0)
+    return c
+
+
+def attach(ctx, res):
+    return hdr(CTX_ATTACH, ctx=ctx) + struct.pack('<II', res, 0)
+
+
+def op(opc, dst=0, doff=0, src=0, soff=0, ln=0, arg0=0):
+    return struct.pack('<IIIIQQQQQQ', opc, 0, dst, src, doff, soff, ln, arg0, 0, 0)
+
+
+def submit(ctx, ops, status_res=0, status_off=0, flags=0, fence=0):
+    s = struct.pack('<IIIIQ', 0x43504756, len(ops), status_res, 0, status_off) + b''.join(ops)
+    return hdr(SUBMIT, flags=flags, fence=fence, ctx=ctx, ring=1) + struct.pack('<II', len(s), 0) + s
+
+
+write('gpu_cmd', 'info', cmds(hdr(GET_DISPLAY_INFO),
+                              hdr(GET_CAPSET_INFO) + struct.pack('<II', 0, 0),
+                              hdr(GET_CAPSET) + struct.pack('<II', 16, 1)))
+setup = [ctx_create(1),
+         blob(1, 3, 0, 8192, [(0x10000, 4096), (0x30000, 4096)], ctx=1),
+         blob(2, 1, 8, 8192, [(0x12000, 8192)]),
+         blob(3, 1, 0x18, 4096, [(0x31000, 4096)]),
+         attach(1, 1), attach(1, 2), attach(1, 3)]
+write('gpu_cmd', 'compute', cmds(*setup, submit(1, [
+    op(2, dst=1, ln=4096, arg0=0x3f800000),
+    op(1, dst=2, src=1, ln=8192),
+    op(4, dst=2, src=1, ln=4096, arg0=0x40000000),
+    op(3, dst=2, doff=8, src=1, ln=100, arg0=7),
+    op(5, dst=2, doff=16, src=1, ln=64),
+    op(0)], status_res=2, status_off=4096, flags=3, fence=9)))
+write('gpu_cmd', 'errors', cmds(*setup, submit(1, [op(2, dst=3, ln=4)], status_res=2),
+                                submit(1, [op(1, dst=1, src=1, doff=4, ln=64)]),
+                                hdr(DETACH_BACKING) + struct.pack('<II', 1, 0),
+                                submit(1, [op(2, dst=1, ln=4)]),
+                                hdr(ATTACH_BACKING) + struct.pack('<II', 1, 1) + struct.pack('<QII', 0x20000, 8192, 0),
+                                hdr(UNREF) + struct.pack('<II', 1, 0), flag=1))
+
+# ---- vhost_user: the byte stream of messages ----
+def msg(req, payload=b'', flags=1):
+    return struct.pack('<III', req, flags, len(payload)) + payload
+
+
+NEED = 1 | 8
+feat = (1 << 32) | 1 | (1 << 3) | (1 << 4) | (1 << 5) | (1 << 30)
+stream = (msg(3) + msg(1) + msg(15) + msg(16, struct.pack('<Q', (1 << 3) | (1 << 9) | (1 << 5)))
+          + msg(2, struct.pack('<Q', feat), NEED)
+          + msg(24, struct.pack('<III', 0, 16, 0) + bytes(16))
+          + msg(24, struct.pack('<III', 12, 4, 0) + bytes(4))
+          + msg(25, struct.pack('<III', 4, 4, 0) + struct.pack('<I', 1), NEED)
+          + msg(8, struct.pack('<II', 0, 256), NEED)
+          + msg(9, struct.pack('<IIQQQQ', 0, 0, 0x1000, 0x3000, 0x2000, 0), NEED)
+          + msg(10, struct.pack('<II', 0, 0), NEED)
+          + msg(18, struct.pack('<II', 0, 1), NEED)
+          + msg(11, struct.pack('<II', 0, 0))
+          + msg(17) + msg(4))
+write('vhost_user', 'handshake', stream)
+write('vhost_user', 'errors', msg(5, struct.pack('<II', 1, 0) + struct.pack('<QQQQ', 0, 4096, 0, 0), NEED)
+      + msg(12, struct.pack('<Q', 0x100), NEED) + msg(99, b'', NEED) + msg(8, b'\0' * 4, NEED)
+      + msg(2, struct.pack('<Q', 1 << 60), NEED) + msg(1, flags=2))
