@@ -122,7 +122,11 @@ struct vgpu_compute_status {
  * that fails writes nothing into any resource except its status record.
  */
 
+#ifdef __cplusplus
+#define VGPU_STATIC_ASSERT(c, m) static_assert(c, m)
+#else
 #define VGPU_STATIC_ASSERT(c, m) _Static_assert(c, m)
+#endif
 VGPU_STATIC_ASSERT(sizeof(struct vgpu_compute_caps) == 24, "caps size");
 VGPU_STATIC_ASSERT(sizeof(struct vgpu_compute_op) == 64, "op size");
 VGPU_STATIC_ASSERT(sizeof(struct vgpu_compute_submit) == 24, "submit size");

@@ -10,7 +10,7 @@ packages=(
 	python3 perl bc flex bison libelf-dev libssl-dev rsync cpio kmod
 	clang libclang-rt-14-dev
 	libdrm-dev libxxhash-dev libcmocka-dev
-	valgrind gnuplot-nox procps
+	valgrind gnuplot-nox procps python3-ply
 )
 
 missing=()

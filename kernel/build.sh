@@ -1,0 +1,125 @@
+#!/bin/bash
+# Build the UML test kernel (build/uml/linux), the patched UAPI headers
+# (build/uapi/include) and the virtio-gpu kselftest (build/kselftest/).
+#
+# Usage: kernel/build.sh [--x86] [--no-kselftest]
+#   --x86           also compile-test drivers/gpu/drm/virtio for x86_64
+#                   (kernel/compile-x86.sh)
+#   --no-kselftest  skip the kselftest
+#
+# The configuration is `make ARCH=um tinyconfig` plus kernel/config/
+# uml.config and debug.config; it is regenerated only when a fragment
+# changed. Every option of the fragments is checked in the result.
+# Runs kernel/setup-tree.sh --keep-local first. JOBS (default 2) sets make -j.
+set -euo pipefail
+
+# shellcheck source=kernel/lib.sh
+. "$(dirname "$0")/lib.sh"
+
+x86=0
+kselftest=1
+for arg in "$@"; do
+	case $arg in
+	--x86) x86=1 ;;
+	--no-kselftest) kselftest=0 ;;
+	-h | --help)
+		sed -n '2,13s/^# \{0,1\}//p' "$0"
+		exit 0
+		;;
+	*) die "unknown argument: $arg" ;;
+	esac
+done
+
+FRAGMENTS=("$REPO_ROOT/kernel/config/uml.config"
+	"$REPO_ROOT/kernel/config/debug.config")
+
+# check_config CONFIG FRAGMENT...: every option of the fragments is set in
+# CONFIG exactly as requested.
+check_config() {
+	local config=$1 frag line name bad=0
+	shift
+
+	for frag in "$@"; do
+		while IFS= read -r line; do
+			case $line in
+			CONFIG_*=*)
+				name=${line%%=*}
+				if ! grep -qxF "$line" "$config"; then
+					echo "  wanted: $line, got: $(grep -E "^(# )?${name}[= ]" "$config" || echo unset)" >&2
+					bad=1
+				fi
+				;;
+			"# CONFIG_"*" is not set")
+				name=${line#"# "}
+				name=${name%% *}
+				if grep -q "^$name=" "$config"; then
+					echo "  wanted: $line, got: $(grep "^$name=" "$config")" >&2
+					bad=1
+				fi
+				;;
+			esac
+		done <"$frag"
+	done
+	return "$bad"
+}
+
+configure_uml() {
+	local stamp=$UML_OUT/.virtgpu-config.sha256 want
+
+	want=$(cat "${FRAGMENTS[@]}" | sha256sum | cut -d' ' -f1)
+	if [[ -f $UML_OUT/.config && -f $stamp && $(cat "$stamp") == "$want" ]]; then
+		return
+	fi
+	note "configuring $UML_OUT"
+	mkdir -p "$UML_OUT"
+	make -C "$TREE" -s ARCH=um O="$UML_OUT" tinyconfig
+	# merge_config.sh writes .config in the current directory with -O.
+	(cd "$TREE" && ARCH=um scripts/kconfig/merge_config.sh -m -O "$UML_OUT" \
+		"$UML_OUT/.config" "${FRAGMENTS[@]}" >/dev/null)
+	make -C "$TREE" -s ARCH=um O="$UML_OUT" olddefconfig
+	check_config "$UML_OUT/.config" "${FRAGMENTS[@]}" ||
+		die "$UML_OUT/.config lacks options of the fragments (see above)"
+	echo "$want" >"$stamp"
+}
+
+build_uml() {
+	local t0=$SECONDS
+
+	make -C "$TREE" -s ARCH=um O="$UML_OUT" -j"$JOBS" linux
+	note "UML kernel: $UML_OUT/linux ($((SECONDS - t0)) s)"
+}
+
+install_headers() {
+	local out=$BUILD_DIR/uapi-obj
+
+	mkdir -p "$out"
+	make -C "$TREE" -s ARCH=x86 O="$out" headers_install \
+		INSTALL_HDR_PATH="$UAPI_DIR"
+	grep -q VIRTGPU_BLOB_FLAG_USE_USERPTR "$UAPI_DIR/include/drm/virtgpu_drm.h" ||
+		die "installed headers lack the series' UAPI"
+}
+
+build_kselftest() {
+	local src=$TREE/tools/testing/selftests/drivers/gpu/virtio_gpu
+
+	if [[ ! -d $src ]]; then
+		note "no kselftest in the tree yet; skipped"
+		return
+	fi
+	mkdir -p "$KSELFTEST_OUT"
+	make -C "$src" -s OUTPUT="$KSELFTEST_OUT" \
+		KHDR_INCLUDES="-isystem $UAPI_DIR/include" \
+		VGPU_INCLUDE="$REPO_ROOT/include"
+	note "kselftest: $KSELFTEST_OUT"
+}
+
+"$REPO_ROOT/kernel/setup-tree.sh" --keep-local
+configure_uml
+build_uml
+install_headers
+if ((kselftest)); then
+	build_kselftest
+fi
+if ((x86)); then
+	"$REPO_ROOT/kernel/compile-x86.sh"
+fi

@@ -1,0 +1,51 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2034 # the variables are used by the scripts that source this
+# Common settings of the kernel scripts; sourced, not run.
+
+# The Debian kernel source the series is based on. Moving the pin means
+# rebasing the series: see docs/kernel.md.
+KERNEL_PKG=linux-source-6.12
+KERNEL_DEB_VERSION=6.12.117-1~deb12u1
+KERNEL_TARBALL=/usr/src/linux-source-6.12.tar.xz
+
+REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD_DIR=$REPO_ROOT/build
+TREE=$BUILD_DIR/linux-source-6.12
+PATCH_DIR=$REPO_ROOT/kernel/patches
+UML_OUT=$BUILD_DIR/uml
+X86_OUT=$BUILD_DIR/x86
+UAPI_DIR=$BUILD_DIR/uapi
+KSELFTEST_OUT=$BUILD_DIR/kselftest
+
+# HEAD of $TREE when it last matched kernel/patches (written by
+# setup-tree.sh and export-patches.sh): a tree still at that commit has no
+# local work, whatever kernel/patches holds now.
+SERIES_HEAD_FILE=$TREE/.git/virtgpu-series-head
+
+# Tag of the pristine base commit inside $TREE.
+BASE_TAG=virtgpu-userptr-base
+
+# Identity for commits made by the scripts (base commit, git am), so they
+# work on a machine without a configured git identity.
+GIT_ID=(-c user.name="virtgpu-userptr developers"
+	-c user.email="devel@virtgpu-userptr.invalid")
+
+JOBS=${JOBS:-2}
+
+die() {
+	echo "${0##*/}: error: $*" >&2
+	exit 1
+}
+
+note() {
+	echo "${0##*/}: $*" >&2
+}
+
+tgit() {
+	git -C "$TREE" "${GIT_ID[@]}" "$@"
+}
+
+# Options for git format-patch, shared by export-patches.sh and the
+# up-to-date check of setup-tree.sh so that both produce identical bytes.
+FORMAT_PATCH_OPTS=(--no-signature --zero-commit --no-numbered --abbrev=12
+	--subject-prefix=PATCH --no-cover-letter --no-thread --stat=72)

@@ -1,0 +1,517 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+#
+# run-guest.sh - run one command inside the User-Mode Linux guest, attached
+# to a fresh virtgpu-hostd, and return the command's exit status.
+#
+#   tests/system/run-guest.sh [options] -- CMD [ARGS...]
+#
+# See usage() below or docs/guest.md for the options. Every step is bounded
+# in time, and the daemon, the guest and the temporary directory are always
+# cleaned up: on success, on failure, on timeout and on Ctrl-C.
+#
+# Exit status: CMD's exit status when the guest ran it and nothing else went
+# wrong; 124 when the guest did not finish within --timeout (it is killed);
+# 125 when the run could not be set up or the guest ended without reporting
+# CMD's status (boot failure, panic, no render node); 1 when CMD succeeded
+# but the kernel log showed a problem (KASAN, WARNING, lockdep, kmemleak, ...)
+# or the daemon crashed, exited non-zero or printed a sanitizer report.
+
+# cleanup and on_signal run from traps.
+# shellcheck disable=SC2317
+set -u
+set -o pipefail
+
+SELF=${0##*/}
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_ROOT=$(cd "$SCRIPT_DIR/../.." && pwd)
+
+usage() {
+	cat <<EOF
+Usage: $SELF [OPTIONS] -- CMD [ARGS...]
+
+Boot the UML guest kernel with the host's root as its root (hostfs), attached
+over vhost-user to a fresh host daemon, run CMD in the guest (as root, in the
+caller's current directory), print its output and exit with its status.
+
+Options:
+  --no-userptr          start the daemon with --no-userptr
+  --timeout SECS        bound on the guest run, boot to poweroff (default 300)
+  --kernel PATH         UML kernel binary (default build/uml/linux)
+  --mem SIZE            guest memory, e.g. 512M (default 512M)
+  --append ARGS         extra kernel command-line arguments
+  --daemon-args ARGS    extra daemon arguments (split on white space)
+  --env NAME=VALUE      set an environment variable for CMD (repeatable)
+  --guest-tmpfs         mount a tmpfs on /tmp in the guest
+  --no-wait-dri         do not wait for a DRM render node before CMD
+  --no-daemon           do not start the daemon nor attach the GPU
+  --socket PATH         attach the GPU to a daemon already listening on PATH
+                        instead of starting one (it is neither checked nor
+                        stopped: the caller owns it)
+  --hook CMD            run 'bash -c CMD' on the host once the guest has
+                        started, in the background (for fault injection); it
+                        sees VGPU_RUN_DIR, VGPU_SOCK, VGPU_DAEMON_PID (empty
+                        with --socket), VGPU_GUEST_PID (the 'timeout' in front
+                        of the kernel) and VGPU_UML_DIR (its pid file holds the
+                        kernel's main pid, leader of the guest's processes:
+                        kill -KILL -- -PID kills the guest); its output goes to the run directory's
+                        hook.log, printed at the end; after the guest it
+                        gets 30 s to finish, then it is stopped
+  --allow-warnings      do not fail on kernel warnings/KASAN/kmemleak reports
+  --no-kmemleak         skip the kmemleak scan after CMD
+  --kmemleak-delay SECS wait before the kmemleak scan (default 6; kmemleak
+                        reports only objects older than 5 s)
+  --keep                keep the temporary directory (its path is printed)
+  --verbose             show the kernel console and the daemon log in full
+  -h, --help            this help
+
+Environment: VGPU_HOSTD overrides the daemon binary
+(default build/meson/host/virtgpu-hostd); TMPDIR where the run directory is made.
+CMD runs with VGPU_RUN_DIR set to the run directory (the guest sees the host's
+files, so a guest program can leave a file there for a --hook).
+
+Exit status: CMD's status; 124 guest timed out; 125 setup failure or the
+guest ended without CMD's status; 1 CMD succeeded but the kernel log or the
+daemon reported a problem (see the printed report).
+EOF
+}
+
+die_usage() {
+	echo "$SELF: $*" >&2
+	echo "Try '$SELF --help'." >&2
+	exit 2
+}
+
+# ---- options ---------------------------------------------------------------
+NO_USERPTR=0
+TIMEOUT=300
+KERNEL=$REPO_ROOT/build/uml/linux
+MEM=512M
+APPEND=""
+DAEMON_ARGS=""
+GUEST_TMPFS=0
+WAIT_DRI=1
+USE_DAEMON=1
+ALLOW_WARNINGS=0
+KMEMLEAK=1
+KMEMLEAK_DELAY=6
+KEEP=0
+VERBOSE=0
+ENVS=()
+EXT_SOCK=""
+HOOK=""
+
+need_arg() {
+	[ "$2" -ge 2 ] || die_usage "option '$1' needs an argument"
+}
+
+while [ $# -gt 0 ]; do
+	case $1 in
+	--no-userptr) NO_USERPTR=1; shift ;;
+	--timeout) need_arg "$1" $#; TIMEOUT=$2; shift 2 ;;
+	--timeout=*) TIMEOUT=${1#*=}; shift ;;
+	--kernel) need_arg "$1" $#; KERNEL=$2; shift 2 ;;
+	--kernel=*) KERNEL=${1#*=}; shift ;;
+	--mem) need_arg "$1" $#; MEM=$2; shift 2 ;;
+	--mem=*) MEM=${1#*=}; shift ;;
+	--append) need_arg "$1" $#; APPEND="$APPEND $2"; shift 2 ;;
+	--append=*) APPEND="$APPEND ${1#*=}"; shift ;;
+	--daemon-args) need_arg "$1" $#; DAEMON_ARGS="$DAEMON_ARGS $2"; shift 2 ;;
+	--daemon-args=*) DAEMON_ARGS="$DAEMON_ARGS ${1#*=}"; shift ;;
+	--env) need_arg "$1" $#; ENVS+=("$2"); shift 2 ;;
+	--env=*) ENVS+=("${1#*=}"); shift ;;
+	--guest-tmpfs) GUEST_TMPFS=1; shift ;;
+	--no-wait-dri) WAIT_DRI=0; shift ;;
+	--no-daemon) USE_DAEMON=0; WAIT_DRI=0; shift ;;
+	--socket) need_arg "$1" $#; EXT_SOCK=$2; shift 2 ;;
+	--socket=*) EXT_SOCK=${1#*=}; shift ;;
+	--hook) need_arg "$1" $#; HOOK=$2; shift 2 ;;
+	--hook=*) HOOK=${1#*=}; shift ;;
+	--allow-warnings) ALLOW_WARNINGS=1; shift ;;
+	--no-kmemleak) KMEMLEAK=0; shift ;;
+	--kmemleak-delay) need_arg "$1" $#; KMEMLEAK_DELAY=$2; shift 2 ;;
+	--kmemleak-delay=*) KMEMLEAK_DELAY=${1#*=}; shift ;;
+	--keep) KEEP=1; shift ;;
+	--verbose|-v) VERBOSE=1; shift ;;
+	-h|--help) usage; exit 0 ;;
+	--) shift; break ;;
+	-*) die_usage "unknown option '$1'" ;;
+	*) break ;;
+	esac
+done
+
+[ $# -ge 1 ] || die_usage "no command given (put it after --)"
+case $TIMEOUT in ''|*[!0-9]*|0) die_usage "--timeout wants a positive number of seconds, not '$TIMEOUT'" ;; esac
+case $KMEMLEAK_DELAY in ''|*[!0-9]*) die_usage "--kmemleak-delay wants a number of seconds, not '$KMEMLEAK_DELAY'" ;; esac
+case $MEM in ''|*[!0-9KMGkmg]*|[!0-9]*) die_usage "--mem wants a size such as 512M, not '$MEM'" ;; esac
+for e in "${ENVS[@]+"${ENVS[@]}"}"; do
+	case $e in
+	[A-Za-z_]*=*) name=${e%%=*}
+		case $name in *[!A-Za-z0-9_]*) die_usage "bad --env '$e'" ;; esac ;;
+	*) die_usage "--env wants NAME=VALUE, not '$e'" ;;
+	esac
+done
+
+HOSTD=${VGPU_HOSTD:-$REPO_ROOT/build/meson/host/virtgpu-hostd}
+if [ -n "$EXT_SOCK" ]; then
+	[ "$USE_DAEMON" = 1 ] || die_usage "--socket and --no-daemon exclude each other"
+	[ -S "$EXT_SOCK" ] || { echo "$SELF: '$EXT_SOCK' is not a socket" >&2; exit 125; }
+	case $EXT_SOCK in *[[:space:]:]*) die_usage "--socket path must not contain white space or ':'" ;; esac
+fi
+
+# Absolute paths: the guest sees the host's tree at the same paths.
+abspath() {
+	case $1 in /*) printf '%s\n' "$1" ;; *) printf '%s\n' "$PWD/$1" ;; esac
+}
+KERNEL=$(abspath "$KERNEL")
+HOSTD=$(abspath "$HOSTD")
+
+if [ ! -x "$KERNEL" ]; then
+	echo "$SELF: UML kernel '$KERNEL' not found or not executable (build it first, or pass --kernel)" >&2
+	exit 125
+fi
+if [ "$USE_DAEMON" = 1 ] && [ -z "$EXT_SOCK" ] && [ ! -x "$HOSTD" ]; then
+	echo "$SELF: daemon '$HOSTD' not found or not executable (build it first, or set VGPU_HOSTD)" >&2
+	exit 125
+fi
+for tool in timeout setsid mktemp; do
+	command -v "$tool" >/dev/null 2>&1 || { echo "$SELF: '$tool' is missing" >&2; exit 125; }
+done
+
+# ---- state and cleanup -----------------------------------------------------
+RUN_DIR=""
+UML_DIR=""
+DAEMON_PID=""
+GUEST_PID=""
+TAIL_PID=""
+HOOK_PID=""
+CLEANED=0
+STOP_RC=0
+
+# Stop a process group (guest) or process (daemon) and wait for it, bounded.
+stop_pid() { # pid signal-target(group|pid) grace-seconds
+	local pid=$1 kind=$2 grace=$3 i
+	STOP_RC=0
+	[ -n "$pid" ] || return 0
+	kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; STOP_RC=$?; return 0; }
+	if [ "$kind" = group ]; then kill -TERM -- "-$pid" 2>/dev/null; else kill -TERM "$pid" 2>/dev/null; fi
+	for ((i = 0; i < grace * 10; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		if [ "$kind" = group ]; then kill -KILL -- "-$pid" 2>/dev/null; else kill -KILL "$pid" 2>/dev/null; fi
+	fi
+	wait "$pid" 2>/dev/null
+	STOP_RC=$?
+}
+
+# The UML kernel's main process starts a session of its own (its pid is in
+# UML_DIR/pid): when the 'timeout' in front of it is killed without being
+# able to pass the signal on, it would go on running. Kill its group.
+kill_uml() {
+	local pid
+	[ -n "$UML_DIR" ] && [ -r "$UML_DIR/pid" ] || return 0
+	pid=$(tr -dc '0-9' <"$UML_DIR/pid")
+	[ -n "$pid" ] && [ "$pid" -gt 1 ] || return 0
+	if kill -0 "$pid" 2>/dev/null && grep -qF "$RUN_DIR" "/proc/$pid/cmdline" 2>/dev/null; then
+		kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null
+	fi
+}
+
+cleanup() {
+	[ "$CLEANED" = 1 ] && return 0
+	CLEANED=1
+	stop_pid "$GUEST_PID" group 3
+	GUEST_PID=""
+	kill_uml
+	stop_pid "$HOOK_PID" group 1
+	HOOK_PID=""
+	if [ -n "$TAIL_PID" ]; then
+		kill "$TAIL_PID" 2>/dev/null
+		wait "$TAIL_PID" 2>/dev/null
+		TAIL_PID=""
+	fi
+	stop_pid "$DAEMON_PID" pid 5
+	DAEMON_PID=""
+	if [ -n "$RUN_DIR" ] && [ -d "$RUN_DIR" ]; then
+		if [ "$KEEP" = 1 ]; then
+			echo "$SELF: kept $RUN_DIR" >&2
+		else
+			rm -rf -- "$RUN_DIR"
+		fi
+	fi
+}
+
+on_signal() {
+	trap - INT TERM
+	echo "$SELF: interrupted, cleaning up" >&2
+	cleanup
+	exit "$1"
+}
+trap cleanup EXIT
+trap 'on_signal 130' INT
+trap 'on_signal 143' TERM
+trap 'on_signal 129' HUP
+
+RUN_DIR=$(mktemp -d "${TMPDIR:-/tmp}/vgpu-run.XXXXXXXX") || { echo "$SELF: mktemp failed" >&2; exit 125; }
+chmod 755 "$RUN_DIR"
+SOCK=$RUN_DIR/gpu.sock
+case $RUN_DIR in
+*[[:space:]]*) echo "$SELF: '$RUN_DIR' has white space: the kernel command line cannot carry it (set TMPDIR)" >&2
+	exit 125 ;;
+esac
+if [ ${#SOCK} -ge 100 ]; then
+	echo "$SELF: socket path '$SOCK' too long for a unix socket (set TMPDIR shorter)" >&2
+	exit 125
+fi
+
+# ---- daemon ----------------------------------------------------------------
+print_daemon_log() {
+	[ -s "$RUN_DIR/hostd.log" ] || return 0
+	echo "----- daemon log ($HOSTD) -----" >&2
+	cat "$RUN_DIR/hostd.log" >&2
+	echo "----- end of daemon log -----" >&2
+}
+
+if [ -n "$EXT_SOCK" ]; then
+	SOCK=$(abspath "$EXT_SOCK")
+elif [ "$USE_DAEMON" = 1 ]; then
+	daemon_cmd=("$HOSTD" --socket "$SOCK")
+	[ "$NO_USERPTR" = 1 ] && daemon_cmd+=(--no-userptr)
+	# shellcheck disable=SC2206 # --daemon-args is split on white space on purpose
+	daemon_cmd+=($DAEMON_ARGS)
+	setsid "${daemon_cmd[@]}" </dev/null >"$RUN_DIR/hostd.log" 2>&1 &
+	DAEMON_PID=$!
+	# Wait for its socket, bounded (10 s).
+	for ((i = 0; i < 100; i++)); do
+		[ -S "$SOCK" ] && break
+		if ! kill -0 "$DAEMON_PID" 2>/dev/null; then
+			wait "$DAEMON_PID"; rc=$?
+			DAEMON_PID=""
+			echo "$SELF: the daemon exited ($rc) before creating its socket" >&2
+			print_daemon_log
+			exit 125
+		fi
+		sleep 0.1
+	done
+	if [ ! -S "$SOCK" ]; then
+		echo "$SELF: the daemon did not create $SOCK within 10 s" >&2
+		print_daemon_log
+		exit 125
+	fi
+fi
+
+# ---- init script -----------------------------------------------------------
+START_MARK="@@vgpu-run: start@@"
+END_MARK="@@vgpu-run: end@@"
+INIT=$RUN_DIR/init.sh
+{
+	echo '#!/bin/bash'
+	echo '# Generated by run-guest.sh: PID 1 of the guest.'
+	echo 'export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+	echo 'export HOME=/root LANG=C.UTF-8 TERM=dumb'
+	printf 'RUN_DIR=%q\n' "$RUN_DIR"
+	printf 'export VGPU_RUN_DIR=%q\n' "$RUN_DIR"
+	printf 'CWD=%q\n' "$PWD"
+	printf 'WAIT_DRI=%d\nGUEST_TMPFS=%d\nKMEMLEAK=%d\nKMEMLEAK_DELAY=%d\n' \
+		"$WAIT_DRI" "$GUEST_TMPFS" "$KMEMLEAK" "$KMEMLEAK_DELAY"
+	printf 'START_MARK=%q\nEND_MARK=%q\n' "$START_MARK" "$END_MARK"
+	for e in "${ENVS[@]+"${ENVS[@]}"}"; do
+		printf 'export %s=%q\n' "${e%%=*}" "${e#*=}"
+	done
+	cat <<'EOF'
+# Open the result files before anything can hide the run directory.
+exec 7>"$RUN_DIR/status" 8>"$RUN_DIR/dmesg.txt" 9>"$RUN_DIR/kmemleak.txt"
+finish() {
+	sync
+	poweroff -f >/dev/null 2>&1
+	echo o >/proc/sysrq-trigger 2>/dev/null
+	sleep 30
+}
+mountpoint -q /proc || mount -t proc proc /proc
+mountpoint -q /sys || mount -t sysfs sysfs /sys
+mountpoint -q /sys/kernel/debug || mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+mountpoint -q /dev || mount -t devtmpfs devtmpfs /dev
+if [ "$GUEST_TMPFS" = 1 ]; then
+	mount -t tmpfs -o mode=1777 tmpfs /tmp
+fi
+if [ "$WAIT_DRI" = 1 ]; then
+	found=""
+	for _ in $(seq 100); do
+		for n in /dev/dri/renderD*; do
+			[ -e "$n" ] && found=$n && break 2
+		done
+		sleep 0.1
+	done
+	if [ -z "$found" ]; then
+		echo "run-guest: no DRM render node appeared in the guest within 10 s" >&2
+		ls -l /dev/dri >&2 2>/dev/null
+		dmesg >&8 2>/dev/null
+		finish
+	fi
+fi
+if [ "$KMEMLEAK" = 1 ] && [ -w /sys/kernel/debug/kmemleak ]; then
+	echo clear >/sys/kernel/debug/kmemleak 2>/dev/null
+fi
+cd "$CWD" || { echo "run-guest: cannot cd to $CWD" >&2; finish; }
+echo "$START_MARK"
+EOF
+	printf '%q ' "$@"
+	echo '</dev/null 7>&- 8>&- 9>&-'
+	cat <<'EOF'
+rc=$?
+echo "$END_MARK $rc"
+echo "$rc" >&7
+if [ "$KMEMLEAK" = 1 ] && [ -w /sys/kernel/debug/kmemleak ]; then
+	sleep "$KMEMLEAK_DELAY"
+	echo scan >/sys/kernel/debug/kmemleak 2>/dev/null
+	cat /sys/kernel/debug/kmemleak >&9 2>/dev/null
+fi
+dmesg >&8 2>/dev/null
+finish
+EOF
+} >"$INIT"
+chmod 755 "$INIT"
+
+# ---- guest -----------------------------------------------------------------
+kargs=("mem=$MEM" root=/dev/root rootfstype=hostfs rootflags=/ rw
+	"init=$INIT" con=null "con0=fd:0,fd:1" "uml_dir=$RUN_DIR/uml" "umid=vgpu$$")
+[ "$USE_DAEMON" = 1 ] && kargs+=("virtio_uml.device=$SOCK:16")
+[ "$VERBOSE" = 1 ] || kargs+=(quiet)
+# shellcheck disable=SC2206 # --append is split on white space on purpose
+kargs+=($APPEND)
+mkdir -p "$RUN_DIR/uml"
+UML_DIR=$RUN_DIR/uml/vgpu$$
+CONSOLE=$RUN_DIR/console.log
+# UML keeps guest RAM in an unlinked file under TMPDIR: tmpfs is fastest.
+UML_TMP=$RUN_DIR
+[ -d /dev/shm ] && [ -w /dev/shm ] && UML_TMP=/dev/shm
+: >"$CONSOLE"
+
+start_s=$(date +%s)
+TMPDIR=$UML_TMP setsid timeout -k 5 "$TIMEOUT" "$KERNEL" "${kargs[@]}" </dev/null >"$CONSOLE" 2>&1 &
+GUEST_PID=$!
+
+# Stream the console while the guest runs: everything with --verbose, else
+# only what CMD printed (between the markers). The guest's tty ends lines
+# with CR LF: drop the CR so that the output reads like a local program's.
+tail -n +1 -s 0.2 -f --pid="$GUEST_PID" "$CONSOLE" | awk -v s="$START_MARK" -v e="$END_MARK" -v all="$VERBOSE" '
+	{ sub(/\r$/, "") }
+	all == 1 { print; fflush(); next }
+	index($0, e) == 1 { on = 0; next }
+	on { print; fflush() }
+	index($0, s) == 1 { on = 1 }' &
+TAIL_PID=$!
+
+if [ -n "$HOOK" ]; then
+	VGPU_RUN_DIR=$RUN_DIR VGPU_SOCK=$SOCK VGPU_DAEMON_PID=$DAEMON_PID VGPU_GUEST_PID=$GUEST_PID \
+		VGPU_UML_DIR=$UML_DIR \
+		setsid bash -c "$HOOK" </dev/null >"$RUN_DIR/hook.log" 2>&1 &
+	HOOK_PID=$!
+fi
+
+wait "$GUEST_PID" 2>/dev/null
+guest_rc=$?
+GUEST_PID=""
+kill_uml
+wait "$TAIL_PID" 2>/dev/null
+TAIL_PID=""
+elapsed=$(($(date +%s) - start_s))
+
+# ---- verdict ---------------------------------------------------------------
+final=0
+problem=0
+status=$(tr -d "[:space:]" 2>/dev/null <"$RUN_DIR/status")
+
+if [ "$guest_rc" = 124 ] || { [ "$guest_rc" = 137 ] && [ "$elapsed" -ge "$TIMEOUT" ]; }; then
+	echo "$SELF: TIMEOUT: the guest did not finish within ${TIMEOUT} s and was killed" >&2
+	final=124
+elif [ -z "$status" ]; then
+	echo "$SELF: the guest ended (exit $guest_rc) without reporting CMD's exit status" >&2
+	final=125
+else
+	case $status in
+	*[!0-9]*) echo "$SELF: bad status '$status' from the guest" >&2; final=125 ;;
+	*) final=$status ;;
+	esac
+fi
+
+if [ "$VERBOSE" = 0 ] && ! grep -qF "$START_MARK" "$CONSOLE"; then
+	echo "----- guest console -----" >&2
+	cat "$CONSOLE" >&2
+	echo "----- end of guest console -----" >&2
+fi
+
+# Kernel problems: the guest's dmesg when it got that far, else its console.
+KPAT='BUG: KASAN|BUG: |WARNING: |possible recursive locking|possible circular locking|inconsistent lock state|Kernel panic|general protection|Oops|UBSAN:|kmemleak: [0-9]+ new suspected|unreferenced object'
+if [ -s "$RUN_DIR/dmesg.txt" ]; then
+	klog=$RUN_DIR/dmesg.txt
+else
+	klog=$CONSOLE
+fi
+# arch/um's virt-pci warns once at boot when the kernel was configured
+# without CONFIG_UML_PCI_OVER_VIRTIO_DEVICE_ID; that is about the kernel's
+# configuration, not about the run, so that one line is not a finding.
+grep -v 'WARNING: CPU: [0-9]* PID: [0-9]* at arch/um/drivers/virt-pci.c' "$klog" >"$RUN_DIR/klog.txt"
+klog=$RUN_DIR/klog.txt
+if grep -qE "$KPAT" "$klog" || grep -qE 'Kernel panic|BUG: |general protection' "$CONSOLE" \
+	|| [ -s "$RUN_DIR/kmemleak.txt" ]; then
+	echo "$SELF: the guest kernel reported a problem (lines around each report; --keep keeps the full log):" >&2
+	echo "----- kernel log -----" >&2
+	{
+		grep -E -B 3 -A 25 "$KPAT" "$klog"
+		# A panic or a hang keeps dmesg from being saved: the console
+		# then has what there is.
+		[ -s "$RUN_DIR/dmesg.txt" ] && grep -E -A 25 'Kernel panic|BUG: |general protection' "$CONSOLE"
+	} | head -n 400 >&2
+	if [ -s "$RUN_DIR/kmemleak.txt" ]; then
+		echo "----- kmemleak -----" >&2
+		cat "$RUN_DIR/kmemleak.txt" >&2
+	fi
+	echo "----- end of kernel report -----" >&2
+	[ "$ALLOW_WARNINGS" = 1 ] || problem=1
+fi
+
+if [ -n "$HOOK" ]; then
+	# Let the hook finish what it does after the guest (30 s at most).
+	for ((i = 0; i < 300; i++)); do
+		kill -0 "$HOOK_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	stop_pid "$HOOK_PID" group 2
+	HOOK_PID=""
+	if [ -s "$RUN_DIR/hook.log" ]; then
+		sed 's/^/hook: /' "$RUN_DIR/hook.log" >&2
+	fi
+fi
+
+# Daemon: still alive, then stopped cleanly, and no sanitizer report.
+if [ "$USE_DAEMON" = 1 ] && [ -z "$EXT_SOCK" ]; then
+	if ! kill -0 "$DAEMON_PID" 2>/dev/null; then
+		wait "$DAEMON_PID"; drc=$?
+		echo "$SELF: the daemon died during the run (exit $drc)" >&2
+		problem=1
+	else
+		stop_pid "$DAEMON_PID" pid 5
+		drc=$STOP_RC
+		if [ "$drc" != 0 ]; then
+			echo "$SELF: the daemon exited with status $drc" >&2
+			problem=1
+		fi
+	fi
+	DAEMON_PID=""
+	if grep -qE 'ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:' "$RUN_DIR/hostd.log" 2>/dev/null; then
+		echo "$SELF: the daemon printed a sanitizer report" >&2
+		problem=1
+	fi
+fi
+
+if [ "$final" = 0 ] && [ "$problem" = 1 ]; then
+	final=1
+fi
+if [ "$final" != 0 ] || [ "$VERBOSE" = 1 ]; then
+	[ "$USE_DAEMON" = 1 ] && [ -z "$EXT_SOCK" ] && print_daemon_log
+	[ "$final" != 0 ] && echo "$SELF: exit status $final (${elapsed} s)" >&2
+fi
+exit "$final"
