@@ -82,11 +82,17 @@ else
 	fail_stage kernel-build "kernel tree or build failed"
 fi
 
-say "guest: the kselftest against the host device"
-if ((kernel_ok)); then
+say "guest: library, tools and tests against the patched headers"
+if ((kernel_ok)) &&
+	meson configure build/meson -Dguest=true -Dkernel_headers="$top/build/uapi/include" &&
+	ninja -C build/meson; then
+	meson_suite guest-unit build/meson --suite guest
 	suite kselftest tests/system/run-guest.sh -- build/kselftest/virtgpu_userptr
 	suite kselftest-no-userptr tests/system/run-guest.sh --no-userptr -- \
 		build/kselftest/virtgpu_userptr
+	suite system-e2e tests/system/e2e.sh --build build/meson
+else
+	fail_stage guest-build "guest build failed (or no kernel headers)"
 fi
 
 say "summary"

@@ -1,0 +1,256 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vgpu.h - libvgpu, the guest library of virtgpu-userptr.
+ *
+ * libvgpu opens a virtio-gpu render node, creates a context on the compute
+ * capset (VGPU_COMPUTE_CAPSET_ID), turns ordinary process memory into GPU
+ * buffers and runs compute ops (copy, fill, XXH64 checksum, saxpy, sum) on
+ * the host device over those buffers.
+ *
+ * A buffer made from caller memory is a zero-copy userptr blob when the
+ * device and kernel support VIRTGPU_PARAM_RESOURCE_USERPTR: the host works
+ * on the caller's pages. Otherwise the library falls back to a mappable
+ * guest blob of the same size and copies the caller's memory into it before
+ * each submit and back out of it (read-write buffers only) after the submit
+ * completes. The calls are the same on both paths;
+ * vgpu_buffer_is_zero_copy() says which one a buffer took.
+ *
+ * Conventions: every function that can fail returns 0 (or a non-negative
+ * value) on success and a negative errno on failure; vgpu_strerror() turns
+ * such a value into a message. Objects are not thread-safe: use a device
+ * and its buffers and batches from one thread at a time.
+ *
+ *   struct vgpu_device *dev;
+ *   struct vgpu_buffer *src, *dst;
+ *   struct vgpu_batch *b;
+ *   int err = vgpu_open(NULL, 0, &dev);
+ *   if (!err) err = vgpu_buffer_from_user(dev, data, size, VGPU_BUF_READ_ONLY, &src);
+ *   if (!err) err = vgpu_buffer_from_user(dev, out, 4096, 0, &dst);
+ *   if (!err) err = vgpu_batch_create(dev, &b);
+ *   if (!err) err = vgpu_batch_checksum(b, dst, 0, src, 0, size, 0);
+ *   if (!err) err = vgpu_batch_submit(b, NULL);   // out[0..7] = XXH64(data)
+ *   if (err) fprintf(stderr, "vgpu: %s\n", vgpu_strerror(err));
+ */
+#ifndef VGPU_H
+#define VGPU_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vgpu_compute.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define VGPU_VERSION_MAJOR 0
+#define VGPU_VERSION_MINOR 1
+
+struct vgpu_device;
+struct vgpu_buffer;
+struct vgpu_batch;
+
+/* ---- errors --------------------------------------------------------------- */
+
+/*
+ * Message for a value returned by a libvgpu call: "success" for 0 and
+ * positive values, a libvgpu-specific text for the errnos the library gives a
+ * specific meaning (documented at each call), strerror() otherwise. The
+ * string is static; never NULL.
+ */
+const char *vgpu_strerror(int err);
+
+/* ---- device --------------------------------------------------------------- */
+
+/* vgpu_open() flags */
+#define VGPU_OPEN_NO_USERPTR (1u << 0) /* never use userptr blobs (copy path) */
+
+/*
+ * Open a virtio-gpu render node and create the compute context on it.
+ * path: a DRM node such as "/dev/dri/renderD128", or NULL to take the
+ * first render node whose driver is "virtio_gpu" (the environment variable
+ * VGPU_DEVICE, when set, is used instead of the search).
+ * Errors: -EINVAL (bad flags or out NULL), -ENODEV (no virtio_gpu render
+ * node, or path is not one), -EOPNOTSUPP (the device lacks blob resources,
+ * context init or the compute capset), -EBUSY (a context already exists on
+ * the fd, cannot happen for a fresh open), errors of open(2) and the ioctls.
+ */
+int vgpu_open(const char *path, unsigned int flags, struct vgpu_device **out);
+
+/* Same on a DRM fd the caller opened; the library dup()s it. The fd must
+ * not have a context yet (no buffer created on it): -EBUSY otherwise. */
+int vgpu_open_fd(int fd, unsigned int flags, struct vgpu_device **out);
+
+/* Close the device. Buffers still alive are destroyed with it; batches are
+ * not: destroy them first (they must not be used after this). NULL is
+ * accepted. */
+void vgpu_close(struct vgpu_device *dev);
+
+struct vgpu_info {
+	char path[64];              /* node opened */
+	char driver[32];            /* DRM driver name ("virtio_gpu") */
+	int drv_major, drv_minor, drv_patch;
+	/* VIRTGPU_PARAM_* values; -1 when the kernel does not know the param */
+	int64_t param_3d_features;
+	int64_t param_capset_query_fix;
+	int64_t param_resource_blob;
+	int64_t param_host_visible;
+	int64_t param_cross_device;
+	int64_t param_context_init;
+	int64_t param_supported_capset_ids;
+	int64_t param_explicit_debug_name;
+	int64_t param_resource_userptr;
+	bool userptr;               /* buffers from user memory are zero-copy */
+	bool userptr_disabled;      /* VGPU_OPEN_NO_USERPTR was given */
+	struct vgpu_compute_caps caps; /* the compute capset's contents */
+};
+
+/* Fill *info. Errors: -EINVAL. */
+int vgpu_get_info(const struct vgpu_device *dev, struct vgpu_info *info);
+
+/* Raw VIRTGPU_PARAM_* query. Errors: -EINVAL, errors of the ioctl (the
+ * kernel answers -EINVAL for params it does not know). */
+int vgpu_get_param(const struct vgpu_device *dev, uint64_t param, uint64_t *value);
+
+/* Whether buffers from user memory take the zero-copy path. */
+bool vgpu_has_userptr(const struct vgpu_device *dev);
+
+/* The DRM fd (owned by the library). */
+int vgpu_device_fd(const struct vgpu_device *dev);
+
+/* ---- buffers -------------------------------------------------------------- */
+
+/* buffer flags */
+#define VGPU_BUF_READ_ONLY (1u << 0) /* the device may only read the buffer */
+#define VGPU_BUF_COPY      (1u << 1) /* take the copy path even with userptr */
+#define VGPU_BUF_ZERO_COPY (1u << 2) /* fail with -EOPNOTSUPP rather than copy */
+#define VGPU_BUF_FLAGS_ALL (VGPU_BUF_READ_ONLY | VGPU_BUF_COPY | VGPU_BUF_ZERO_COPY)
+
+/*
+ * Make the caller's memory [ptr, ptr + size) a GPU buffer. ptr and size
+ * must be multiples of the page size (sysconf(_SC_PAGESIZE)) and size
+ * non-zero: -EINVAL otherwise. The memory must stay mapped until the buffer
+ * is destroyed. On the zero-copy path the pages are pinned (the kernel
+ * refuses with -EFAULT a range that is not mapped, or is read-only without
+ * VGPU_BUF_READ_ONLY, with -ENOMEM one over RLIMIT_MEMLOCK, and with -E2BIG
+ * one too fragmented in physical memory for one device request). On the copy
+ * path the memory is read before each submit that uses the buffer and,
+ * unless VGPU_BUF_READ_ONLY, written after it; the range is checked against
+ * the process's mappings at creation, so that it fails with the same -EFAULT.
+ * Errors: -EINVAL (see above, unknown flags, VGPU_BUF_COPY together with
+ * VGPU_BUF_ZERO_COPY), -EOPNOTSUPP (VGPU_BUF_ZERO_COPY without userptr
+ * support), -ENOMEM, errors of the kernel.
+ */
+int vgpu_buffer_from_user(struct vgpu_device *dev, void *ptr, size_t size,
+			  unsigned int flags, struct vgpu_buffer **out);
+
+/*
+ * A buffer the library allocates: a mappable guest blob of size bytes
+ * (rounded up to the page size), mapped and populated in this process,
+ * zero-filled. vgpu_buffer_data() returns the mapping. Only
+ * VGPU_BUF_READ_ONLY is allowed in flags (checked by the library: the
+ * device can write guest blobs).
+ */
+int vgpu_buffer_alloc(struct vgpu_device *dev, size_t size, unsigned int flags,
+		      struct vgpu_buffer **out);
+
+/* Destroy a buffer: its GEM handle is closed, and the kernel unpins the
+ * pages once the device has released the resource (shortly after). NULL is
+ * accepted. Batches keep pointers to the buffers of their ops: reset or
+ * destroy such a batch before destroying the buffers it uses. */
+void vgpu_buffer_destroy(struct vgpu_buffer *buf);
+
+/* true: the device works on the memory itself (userptr blob). */
+bool vgpu_buffer_is_zero_copy(const struct vgpu_buffer *buf);
+bool vgpu_buffer_is_read_only(const struct vgpu_buffer *buf);
+size_t vgpu_buffer_size(const struct vgpu_buffer *buf);
+/* The memory the caller sees: ptr for vgpu_buffer_from_user(), the mapping
+ * for vgpu_buffer_alloc(). */
+void *vgpu_buffer_data(const struct vgpu_buffer *buf);
+/* The virtio-gpu resource id and the GEM handle. */
+uint32_t vgpu_buffer_res_id(const struct vgpu_buffer *buf);
+uint32_t vgpu_buffer_handle(const struct vgpu_buffer *buf);
+
+/* ---- compute batches ------------------------------------------------------ */
+
+/* Result of one submit, as the device reported it. */
+struct vgpu_submit_result {
+	uint32_t device_result; /* enum vgpu_compute_result */
+	uint32_t op_index;      /* failing op; num_ops when none failed */
+	uint64_t ops_done;      /* ops the device executed */
+	uint32_t num_ops;       /* ops in the submit */
+};
+
+/* Create an empty batch. Errors: -EINVAL, -ENOMEM. */
+int vgpu_batch_create(struct vgpu_device *dev, struct vgpu_batch **out);
+void vgpu_batch_destroy(struct vgpu_batch *b);
+/* Drop the ops (keeps the batch). */
+void vgpu_batch_reset(struct vgpu_batch *b);
+unsigned int vgpu_batch_num_ops(const struct vgpu_batch *b);
+
+/*
+ * Typed ops. The library checks each op before adding it: buffers of this
+ * device (-EINVAL otherwise), offsets and lengths inside the buffers
+ * (-ERANGE), alignment the op requires (-EINVAL), destination not read-only
+ * (-EACCES), non-overlapping copy ranges (-EINVAL), len non-zero (-EINVAL),
+ * room for the op (-E2BIG beyond the device's max_ops). A failed add leaves
+ * the batch as it was.
+ */
+/* dst[dst_off, +len) = src[src_off, +len) */
+int vgpu_batch_copy(struct vgpu_batch *b, struct vgpu_buffer *dst, uint64_t dst_off,
+		    struct vgpu_buffer *src, uint64_t src_off, uint64_t len);
+/* dst[dst_off, +len) = value repeated (little-endian u32); len % 4 == 0 */
+int vgpu_batch_fill(struct vgpu_batch *b, struct vgpu_buffer *dst, uint64_t dst_off,
+		    uint64_t len, uint32_t value);
+/* dst[dst_off, +8) = XXH64(src[src_off, +len), seed), little-endian */
+int vgpu_batch_checksum(struct vgpu_batch *b, struct vgpu_buffer *dst, uint64_t dst_off,
+			struct vgpu_buffer *src, uint64_t src_off, uint64_t len,
+			uint64_t seed);
+/* y[i] = a * x[i] + y[i] over f32; len in bytes, % 4 == 0 */
+int vgpu_batch_saxpy(struct vgpu_batch *b, struct vgpu_buffer *y, uint64_t y_off,
+		     struct vgpu_buffer *x, uint64_t x_off, uint64_t len, float a);
+/* dst[dst_off, +8) = sum of the f32 in src[src_off, +len) as f64 */
+int vgpu_batch_sum_f32(struct vgpu_batch *b, struct vgpu_buffer *dst, uint64_t dst_off,
+		       struct vgpu_buffer *src, uint64_t src_off, uint64_t len);
+int vgpu_batch_nop(struct vgpu_batch *b);
+
+/*
+ * Add an op as given, with no checks beyond dst/src belonging to this
+ * device (either may be NULL: resource id 0). For testing the device's own
+ * validation. On the copy path a write into a read-only buffer is still
+ * refused by the library at submit (-EACCES), as the device cannot know.
+ */
+int vgpu_batch_add_raw(struct vgpu_batch *b, uint32_t opcode, uint32_t flags,
+		       struct vgpu_buffer *dst, uint64_t dst_off,
+		       struct vgpu_buffer *src, uint64_t src_off,
+		       uint64_t len, uint64_t arg0, uint64_t arg1);
+
+/*
+ * Submit the batch and wait for it (timeout_ms from vgpu_batch_set_timeout,
+ * default 60000; -ETIMEDOUT after it). On the copy path, copies the memory
+ * in first and the written ranges back after. The ops stay in the batch
+ * (vgpu_batch_reset() to start over). result (optional) receives the
+ * device's status record.
+ * Errors: -EINVAL (empty batch), -EACCES (copy path: write into a read-only
+ * buffer), -ETIMEDOUT, -EIO (no status record came back), the kernel's
+ * errors from the execbuffer ioctl, and the device's result mapped:
+ *   VGPU_COMPUTE_E_MALFORMED -> -EPROTO     VGPU_COMPUTE_E_OPCODE  -> -EOPNOTSUPP
+ *   VGPU_COMPUTE_E_RESOURCE  -> -ENOENT     VGPU_COMPUTE_E_RANGE   -> -ERANGE
+ *   VGPU_COMPUTE_E_READONLY  -> -EACCES     VGPU_COMPUTE_E_ALIGN   -> -EINVAL
+ *   VGPU_COMPUTE_E_OVERLAP   -> -EINVAL     VGPU_COMPUTE_E_NOBACKING -> -ENXIO
+ *   unknown result codes     -> -EIO
+ */
+int vgpu_batch_submit(struct vgpu_batch *b, struct vgpu_submit_result *result);
+void vgpu_batch_set_timeout(struct vgpu_batch *b, int timeout_ms);
+
+/* Text for a device result code (enum vgpu_compute_result). */
+const char *vgpu_result_str(uint32_t device_result);
+/* Negative errno for a device result code (table above; 0 for OK). */
+int vgpu_result_to_errno(uint32_t device_result);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* VGPU_H */

@@ -1,0 +1,372 @@
+/* SPDX-License-Identifier: MIT */
+/* device.c - opening the render node, probing it, the compute context. */
+#include "vgpu_private.h"
+
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define VGPU_DRIVER_NAME "virtio_gpu"
+#define VGPU_STATUS_BLOB_SIZE 4096u
+
+int vgpu_ioctl(int fd, unsigned long request, void *arg)
+{
+	if (drmIoctl(fd, request, arg) == 0)
+		return 0;
+	return errno ? -errno : -EIO;
+}
+
+static int getparam(int fd, uint64_t param, uint64_t *value)
+{
+	/* The kernel writes an int at the address in .value. */
+	int v = 0;
+	struct drm_virtgpu_getparam gp = {
+		.param = param,
+		.value = (uint64_t)(uintptr_t)&v,
+	};
+	int err = vgpu_ioctl(fd, DRM_IOCTL_VIRTGPU_GETPARAM, &gp);
+
+	if (err)
+		return err;
+	*value = (uint64_t)(unsigned int)v;
+	return 0;
+}
+
+/* 0 when fd is a virtio_gpu DRM node (name copied to driver), -ENODEV if
+ * it is another driver or not DRM at all. */
+static int check_driver(int fd, struct vgpu_info *info)
+{
+	drmVersionPtr ver = drmGetVersion(fd);
+	int err = 0;
+
+	if (!ver)
+		return -ENODEV;
+	if (!ver->name || strcmp(ver->name, VGPU_DRIVER_NAME) != 0) {
+		err = -ENODEV;
+	} else if (info) {
+		snprintf(info->driver, sizeof(info->driver), "%s", ver->name);
+		info->drv_major = ver->version_major;
+		info->drv_minor = ver->version_minor;
+		info->drv_patch = ver->version_patchlevel;
+	}
+	drmFreeVersion(ver);
+	return err;
+}
+
+static int try_node(const char *path, int *fd_out)
+{
+	int fd = open(path, O_RDWR | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	if (check_driver(fd, NULL) != 0) {
+		close(fd);
+		return -ENODEV;
+	}
+	*fd_out = fd;
+	return 0;
+}
+
+/* Find the first virtio_gpu render node: libdrm's enumeration first, then
+ * the render node names directly (libdrm skips devices on buses it does
+ * not parse, such as UML's virtio platform device). */
+static int find_node(char *path, size_t path_size, int *fd_out)
+{
+	drmDevicePtr devs[64];
+	int n = drmGetDevices2(0, devs, 64);
+
+	if (n > 0) {
+		int found = -ENODEV;
+
+		for (int i = 0; i < n && found; i++) {
+			const char *node;
+
+			if (!(devs[i]->available_nodes & (1 << DRM_NODE_RENDER)))
+				continue;
+			node = devs[i]->nodes[DRM_NODE_RENDER];
+			if (try_node(node, fd_out) == 0) {
+				snprintf(path, path_size, "%s", node);
+				found = 0;
+			}
+		}
+		drmFreeDevices(devs, n);
+		if (!found)
+			return 0;
+	}
+	for (int minor = 128; minor < 192; minor++) {
+		char p[64];
+
+		snprintf(p, sizeof(p), "/dev/dri/renderD%d", minor);
+		if (try_node(p, fd_out) == 0) {
+			snprintf(path, path_size, "%s", p);
+			return 0;
+		}
+	}
+	return -ENODEV;
+}
+
+static void probe_params(struct vgpu_device *dev)
+{
+	struct {
+		uint64_t param;
+		int64_t *field;
+	} params[] = {
+		{ VIRTGPU_PARAM_3D_FEATURES, &dev->info.param_3d_features },
+		{ VIRTGPU_PARAM_CAPSET_QUERY_FIX, &dev->info.param_capset_query_fix },
+		{ VIRTGPU_PARAM_RESOURCE_BLOB, &dev->info.param_resource_blob },
+		{ VIRTGPU_PARAM_HOST_VISIBLE, &dev->info.param_host_visible },
+		{ VIRTGPU_PARAM_CROSS_DEVICE, &dev->info.param_cross_device },
+		{ VIRTGPU_PARAM_CONTEXT_INIT, &dev->info.param_context_init },
+		{ VIRTGPU_PARAM_SUPPORTED_CAPSET_IDs, &dev->info.param_supported_capset_ids },
+		{ VIRTGPU_PARAM_EXPLICIT_DEBUG_NAME, &dev->info.param_explicit_debug_name },
+		{ VIRTGPU_PARAM_RESOURCE_USERPTR, &dev->info.param_resource_userptr },
+	};
+
+	for (size_t i = 0; i < sizeof(params) / sizeof(params[0]); i++) {
+		uint64_t v;
+
+		*params[i].field = getparam(dev->fd, params[i].param, &v) ? -1 : (int64_t)v;
+	}
+}
+
+static int context_init(struct vgpu_device *dev)
+{
+	struct drm_virtgpu_context_set_param p[2] = {
+		{ .param = VIRTGPU_CONTEXT_PARAM_CAPSET_ID, .value = VGPU_COMPUTE_CAPSET_ID },
+		{ .param = VIRTGPU_CONTEXT_PARAM_DEBUG_NAME,
+		  .value = (uint64_t)(uintptr_t)VGPU_COMPUTE_CTX_NAME },
+	};
+	struct drm_virtgpu_context_init ci = {
+		.num_params = dev->info.param_explicit_debug_name > 0 ? 2 : 1,
+		.ctx_set_params = (uint64_t)(uintptr_t)p,
+	};
+	int err = vgpu_ioctl(dev->fd, DRM_IOCTL_VIRTGPU_CONTEXT_INIT, &ci);
+
+	/* The kernel answers EEXIST when the fd already has a context. */
+	return err == -EEXIST ? -EBUSY : err;
+}
+
+static int get_caps(struct vgpu_device *dev)
+{
+	struct vgpu_compute_caps caps;
+	struct drm_virtgpu_get_caps gc = {
+		.cap_set_id = VGPU_COMPUTE_CAPSET_ID,
+		.cap_set_ver = VGPU_COMPUTE_CAPSET_VERSION,
+		.addr = (uint64_t)(uintptr_t)&caps,
+		.size = sizeof(caps),
+	};
+	int err;
+
+	memset(&caps, 0, sizeof(caps));
+	err = vgpu_ioctl(dev->fd, DRM_IOCTL_VIRTGPU_GET_CAPS, &gc);
+	if (err)
+		return err;
+	dev->info.caps.version = le32toh(caps.version);
+	dev->info.caps.max_ops = le32toh(caps.max_ops);
+	dev->info.caps.op_mask = le32toh(caps.op_mask);
+	dev->info.caps.num_threads = le32toh(caps.num_threads);
+	dev->info.caps.max_op_bytes = le64toh(caps.max_op_bytes);
+	if (dev->info.caps.version != VGPU_COMPUTE_CAPSET_VERSION ||
+	    dev->info.caps.max_ops == 0)
+		return -EOPNOTSUPP;
+	if (dev->info.caps.max_ops > VGPU_COMPUTE_MAX_OPS)
+		dev->info.caps.max_ops = VGPU_COMPUTE_MAX_OPS;
+	return 0;
+}
+
+int vgpu_create_blob(struct vgpu_device *dev, uint32_t blob_mem, uint32_t blob_flags,
+		     uint64_t size, uint64_t userptr, uint32_t *handle, uint32_t *res_id)
+{
+	int err;
+
+	if (userptr) {
+		vgpu_create_blob_t cb;
+		struct drm_virtgpu_resource_create_blob *base = vgpu_blob_base(&cb);
+
+		memset(&cb, 0, sizeof(cb));
+		base->blob_mem = blob_mem;
+		base->blob_flags = blob_flags;
+		base->size = size;
+		vgpu_blob_set_userptr(&cb, userptr);
+		err = vgpu_ioctl(dev->fd, VGPU_IOCTL_CREATE_BLOB_USERPTR, &cb);
+		if (err)
+			return err;
+		*handle = base->bo_handle;
+		*res_id = base->res_handle;
+	} else {
+		struct drm_virtgpu_resource_create_blob cb;
+
+		memset(&cb, 0, sizeof(cb));
+		cb.blob_mem = blob_mem;
+		cb.blob_flags = blob_flags;
+		cb.size = size;
+		err = vgpu_ioctl(dev->fd, DRM_IOCTL_VIRTGPU_RESOURCE_CREATE_BLOB, &cb);
+		if (err)
+			return err;
+		*handle = cb.bo_handle;
+		*res_id = cb.res_handle;
+	}
+	return 0;
+}
+
+int vgpu_map_blob(struct vgpu_device *dev, uint32_t handle, size_t size, void **map)
+{
+	struct drm_virtgpu_map m = { .handle = handle };
+	void *p;
+	int err = vgpu_ioctl(dev->fd, DRM_IOCTL_VIRTGPU_MAP, &m);
+
+	if (err)
+		return err;
+	/* Populate now: faulting page by page is slow in a UML guest. */
+	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
+		 dev->fd, (off_t)m.offset);
+	if (p == MAP_FAILED)
+		return -errno;
+	*map = p;
+	return 0;
+}
+
+void vgpu_close_handle(struct vgpu_device *dev, uint32_t handle)
+{
+	struct drm_gem_close gc = { .handle = handle };
+
+	if (handle)
+		(void)vgpu_ioctl(dev->fd, DRM_IOCTL_GEM_CLOSE, &gc);
+}
+
+static int device_init(struct vgpu_device *dev, const char *path)
+{
+	int err;
+
+	dev->page_size = (size_t)sysconf(_SC_PAGESIZE);
+	snprintf(dev->info.path, sizeof(dev->info.path), "%s", path);
+	err = check_driver(dev->fd, &dev->info);
+	if (err)
+		return err;
+	probe_params(dev);
+	/* Execbuffer and context init need the 3D feature set, the compute
+	 * context needs context init and its capset, buffers need blobs. */
+	if (dev->info.param_3d_features <= 0 || dev->info.param_resource_blob <= 0 ||
+	    dev->info.param_context_init <= 0 ||
+	    dev->info.param_supported_capset_ids < 0 ||
+	    !((uint64_t)dev->info.param_supported_capset_ids & (1ull << VGPU_COMPUTE_CAPSET_ID)))
+		return -EOPNOTSUPP;
+	dev->info.userptr_disabled = (dev->flags & VGPU_OPEN_NO_USERPTR) != 0;
+	dev->userptr = dev->info.param_resource_userptr > 0 && !dev->info.userptr_disabled;
+	dev->info.userptr = dev->userptr;
+	err = context_init(dev);
+	if (err)
+		return err;
+	err = get_caps(dev);
+	if (err)
+		return err;
+	dev->status_size = VGPU_STATUS_BLOB_SIZE;
+	err = vgpu_create_blob(dev, VIRTGPU_BLOB_MEM_GUEST, VIRTGPU_BLOB_FLAG_USE_MAPPABLE,
+			       dev->status_size, 0, &dev->status_handle, &dev->status_res_id);
+	if (err)
+		return err;
+	return vgpu_map_blob(dev, dev->status_handle, dev->status_size, &dev->status_map);
+}
+
+static int device_new(int fd, const char *path, unsigned int flags, struct vgpu_device **out)
+{
+	struct vgpu_device *dev = calloc(1, sizeof(*dev));
+	int err;
+
+	if (!dev) {
+		close(fd);
+		return -ENOMEM;
+	}
+	dev->fd = fd;
+	dev->flags = flags;
+	err = device_init(dev, path);
+	if (err) {
+		vgpu_close(dev);
+		return err;
+	}
+	*out = dev;
+	return 0;
+}
+
+VGPU_EXPORT int vgpu_open(const char *path, unsigned int flags, struct vgpu_device **out)
+{
+	char found[64];
+	int fd = -1;
+	int err;
+
+	if (!out || (flags & ~VGPU_OPEN_NO_USERPTR))
+		return -EINVAL;
+	*out = NULL;
+	if (!path)
+		path = getenv("VGPU_DEVICE");
+	if (path && *path) {
+		fd = open(path, O_RDWR | O_CLOEXEC);
+		if (fd < 0)
+			return -errno;
+		snprintf(found, sizeof(found), "%s", path);
+	} else {
+		err = find_node(found, sizeof(found), &fd);
+		if (err)
+			return err;
+	}
+	return device_new(fd, found, flags, out);
+}
+
+VGPU_EXPORT int vgpu_open_fd(int fd, unsigned int flags, struct vgpu_device **out)
+{
+	char name[64];
+	int nfd;
+
+	if (!out || fd < 0 || (flags & ~VGPU_OPEN_NO_USERPTR))
+		return -EINVAL;
+	*out = NULL;
+	nfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (nfd < 0)
+		return -errno;
+	snprintf(name, sizeof(name), "fd %d", fd);
+	return device_new(nfd, name, flags, out);
+}
+
+VGPU_EXPORT void vgpu_close(struct vgpu_device *dev)
+{
+	if (!dev)
+		return;
+	while (dev->buffers)
+		vgpu_buffer_destroy(dev->buffers);
+	if (dev->status_map)
+		munmap(dev->status_map, dev->status_size);
+	vgpu_close_handle(dev, dev->status_handle);
+	if (dev->fd >= 0)
+		close(dev->fd);
+	free(dev);
+}
+
+VGPU_EXPORT int vgpu_get_info(const struct vgpu_device *dev, struct vgpu_info *info)
+{
+	if (!dev || !info)
+		return -EINVAL;
+	*info = dev->info;
+	return 0;
+}
+
+VGPU_EXPORT int vgpu_get_param(const struct vgpu_device *dev, uint64_t param, uint64_t *value)
+{
+	if (!dev || !value)
+		return -EINVAL;
+	return getparam(dev->fd, param, value);
+}
+
+VGPU_EXPORT bool vgpu_has_userptr(const struct vgpu_device *dev)
+{
+	return dev && dev->userptr;
+}
+
+VGPU_EXPORT int vgpu_device_fd(const struct vgpu_device *dev)
+{
+	return dev ? dev->fd : -EINVAL;
+}

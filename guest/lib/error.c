@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: MIT */
+/* error.c - error codes and messages. */
+#include "vgpu_private.h"
+
+#include <errno.h>
+#include <string.h>
+
+VGPU_EXPORT int vgpu_result_to_errno(uint32_t device_result)
+{
+	switch (device_result) {
+	case VGPU_COMPUTE_OK:
+		return 0;
+	case VGPU_COMPUTE_E_MALFORMED:
+		return -EPROTO;
+	case VGPU_COMPUTE_E_OPCODE:
+		return -EOPNOTSUPP;
+	case VGPU_COMPUTE_E_RESOURCE:
+		return -ENOENT;
+	case VGPU_COMPUTE_E_RANGE:
+		return -ERANGE;
+	case VGPU_COMPUTE_E_READONLY:
+		return -EACCES;
+	case VGPU_COMPUTE_E_ALIGN:
+	case VGPU_COMPUTE_E_OVERLAP:
+		return -EINVAL;
+	case VGPU_COMPUTE_E_NOBACKING:
+		return -ENXIO;
+	default:
+		return -EIO;
+	}
+}
+
+VGPU_EXPORT const char *vgpu_result_str(uint32_t device_result)
+{
+	switch (device_result) {
+	case VGPU_COMPUTE_OK:
+		return "success";
+	case VGPU_COMPUTE_E_MALFORMED:
+		return "malformed command stream";
+	case VGPU_COMPUTE_E_OPCODE:
+		return "unknown opcode or op flags";
+	case VGPU_COMPUTE_E_RESOURCE:
+		return "resource unknown or not attached to the context";
+	case VGPU_COMPUTE_E_RANGE:
+		return "offset or length outside the resource";
+	case VGPU_COMPUTE_E_READONLY:
+		return "write into a read-only resource";
+	case VGPU_COMPUTE_E_ALIGN:
+		return "length or offset not aligned as the op requires";
+	case VGPU_COMPUTE_E_OVERLAP:
+		return "copy ranges overlap";
+	case VGPU_COMPUTE_E_NOBACKING:
+		return "resource has no backing pages";
+	default:
+		return "unknown device result";
+	}
+}
+
+VGPU_EXPORT const char *vgpu_strerror(int err)
+{
+	if (err >= 0)
+		return "success";
+	switch (-err) {
+	case EINVAL:
+		return "invalid argument (buffers from user memory need a page-aligned, "
+		       "non-zero address and size)";
+	case ENODEV:
+		return "no virtio-gpu render node (driver virtio_gpu) found";
+	case EOPNOTSUPP:
+		return "not supported by this device or kernel (blob resources, context "
+		       "init, the compute capset, userptr, or the op)";
+	case EFAULT:
+		return "memory range not mapped, or not writable (use VGPU_BUF_READ_ONLY "
+		       "for read-only memory)";
+	case ENOMEM:
+		return "out of memory, or the locked-memory limit (RLIMIT_MEMLOCK) reached";
+	case EPERM:
+		return "operation not permitted on this buffer";
+	case EBUSY:
+		return "the DRM file already has a context";
+	case E2BIG:
+		return "too many ops in one batch, or memory too fragmented for one device "
+		       "request";
+	case ERANGE:
+		return "offset or length outside the buffer";
+	case EACCES:
+		return "write into a read-only buffer";
+	case EPROTO:
+		return "the device rejected the command stream as malformed";
+	case ENOENT:
+		return "the device does not know a buffer of the submit";
+	case ENXIO:
+		return "a buffer of the submit has no backing pages";
+	case ETIMEDOUT:
+		return "the device did not complete the submit in time";
+	case EIO:
+		return "the device returned no status for the submit";
+	default:
+		return strerror(-err);
+	}
+}
