@@ -11,6 +11,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -88,6 +89,10 @@ static int handle_signal(int sfd)
 	hlog("signal %u: exiting", si.ssi_signo);
 	return 0;
 }
+
+/* Seconds a front-end may take to finish sending a message it started, or
+ * to make room for a reply. */
+#define HOSTD_IO_TIMEOUT_S 5
 
 /* Serve one front-end until it goes away (1) or a signal ends us (0). */
 static int serve(int cfd, int sfd, const struct vu_options *opt, struct engine *eng)
@@ -232,6 +237,16 @@ int main(int argc, char **argv)
 			if (errno != EINTR && errno != ECONNABORTED)
 				hlog("accept: %s", strerror(errno));
 			continue;
+		}
+		/* A message must arrive whole, and a reply must be taken, within
+		 * a few seconds: a front-end that stalls half-way through one
+		 * would otherwise hold the socket thread, and with it SIGTERM. */
+		{
+			struct timeval tv = { HOSTD_IO_TIMEOUT_S, 0 };
+
+			if (setsockopt(cfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) ||
+			    setsockopt(cfd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)))
+				hlog("socket timeouts: %s", strerror(errno));
 		}
 		STAT_ADD(connections, 1);
 		hlog("front-end connected");

@@ -73,6 +73,10 @@ void vdev_reset_locked(struct vdev *d)
 void vdev_destroy(struct vdev *d)
 {
 	if (d->thread_started) {
+		/* The front-end is gone: the queue thread stops after the
+		 * command in progress instead of serving the rest of a ring
+		 * nobody will read. */
+		__atomic_store_n(&d->abort, true, __ATOMIC_RELAXED);
 		pthread_mutex_lock(&d->lock);
 		d->stop = true;
 		pthread_mutex_unlock(&d->lock);
@@ -93,7 +97,7 @@ static bool process_queue(struct vdev *d, unsigned q)
 	struct vq *vq = &d->vq[q];
 	unsigned served = 0;
 
-	while (served < vq->num) {
+	while (served < vq->num && !__atomic_load_n(&d->abort, __ATOMIC_RELAXED)) {
 		uint8_t resp[GPU_RESP_MAX];
 		struct vq_elem e;
 		size_t rl, written = 0;
@@ -138,6 +142,34 @@ bool vdev_process_locked(struct vdev *d)
 	return more;
 }
 
+/* Stop serving a ring whose kick fd cannot work as an eventfd. */
+static void kick_dead(struct vq *vq, unsigned q, const char *why)
+{
+	hlog("queue %u: kick fd %s: ring stopped until a new SET_VRING_KICK", q, why);
+	close(vq->kick_fd);
+	vq->kick_fd = -1;
+	vq->started = false;
+}
+
+/*
+ * Read a kick. An eventfd read yields 8 bytes and a non-zero count; end of
+ * file, a short read, a zero count (/dev/zero and the like) or an error
+ * other than EAGAIN would make poll report the fd ready forever and the
+ * queue thread spin, so such an fd is dropped.
+ */
+static void kick_consume(struct vq *vq, unsigned q)
+{
+	uint64_t v = 0;
+	ssize_t r = read(vq->kick_fd, &v, sizeof(v));
+
+	if (r < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (r < 0)
+		kick_dead(vq, q, strerror(errno));
+	else if (r != (ssize_t)sizeof(v) || v == 0)
+		kick_dead(vq, q, "does not read like an eventfd");
+}
+
 static void *queue_thread(void *arg)
 {
 	struct vdev *d = arg;
@@ -173,10 +205,18 @@ static void *queue_thread(void *arg)
 				if (read(d->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
 					hlog("wake eventfd read: %s", strerror(errno));
 			} else if (gen == d->gen && d->vq[qidx[i]].kick_fd == p[i].fd) {
-				/* kick fds are non-blocking (set on receipt) */
-				if (read(p[i].fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
-					hlog("kick eventfd read: %s", strerror(errno));
+				kick_consume(&d->vq[qidx[i]], (unsigned)qidx[i]);
 			}
+		}
+		/* A kick fd that hung up or errs wakes poll at once forever:
+		 * drop it (the ring stops until a new SET_VRING_KICK). */
+		for (unsigned i = 1; i < n; i++) {
+			struct vq *vq = &d->vq[qidx[i]];
+
+			if (gen == d->gen && vq->kick_fd == p[i].fd &&
+			    (p[i].revents & (POLLHUP | POLLERR | POLLNVAL)) &&
+			    !(p[i].revents & POLLIN))
+				kick_dead(vq, (unsigned)qidx[i], "hung up");
 		}
 		more = vdev_process_locked(d);
 	}

@@ -33,6 +33,7 @@ struct vdev {
 	pthread_t thread;
 	bool thread_started;
 	bool stop;
+	bool abort;                 /* set without the lock: leave the ring now */
 	uint64_t gen;               /* bumped by every reconfiguration */
 };
 

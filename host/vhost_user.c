@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "stats.h"
@@ -402,8 +403,21 @@ static int vring_file(struct vu_msg *m, unsigned *index, int *fd)
 	if (v & ~(uint64_t)(VU_VRING_IDX_MASK | VU_VRING_NOFD_MASK) ||
 	    *index >= VDEV_NUM_QUEUES || m->nfds != (nofd ? 0u : 1u))
 		return 1;
-	if (!nofd)
+	if (!nofd) {
+		struct stat st;
+
 		*fd = take_fd(m, 0);
+		/* An eventfd (or a pipe or socket, as some front-ends use for
+		 * call): a file or device would read or write like an event
+		 * source that never stops. */
+		if (fstat(*fd, &st) < 0 || S_ISREG(st.st_mode) || S_ISDIR(st.st_mode) ||
+		    S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) || S_ISLNK(st.st_mode)) {
+			hlog("vring fd %d is not an eventfd, pipe or socket", *fd);
+			close(*fd);
+			*fd = -1;
+			return 1;
+		}
+	}
 	return 0;
 }
 

@@ -30,6 +30,8 @@ struct vq {
 	bool enabled;
 	bool started;
 	bool broken;            /* the driver broke the ring: stop serving it */
+	uint32_t notify_skipped;    /* call fd not writable: interrupt dropped */
+	uint32_t notify_errors;     /* call fd write failed */
 };
 
 struct vq_iov {

@@ -67,6 +67,7 @@ if scripts/build-host.sh; then
 	meson_suite host-unit build/meson --suite host
 	meson_suite host-unit-asan build/meson-asan --suite host
 	meson_suite host-fuzz build/fuzz --suite fuzz
+	meson_suite host-valgrind build/meson --suite valgrind
 else
 	fail_stage host-build "host build failed"
 fi

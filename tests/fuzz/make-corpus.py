@@ -100,3 +100,41 @@ write('vhost_user', 'handshake', stream)
 write('vhost_user', 'errors', msg(5, struct.pack('<II', 1, 0) + struct.pack('<QQQQ', 0, 4096, 0, 0), NEED)
       + msg(12, struct.pack('<Q', 0x100), NEED) + msg(99, b'', NEED) + msg(8, b'\0' * 4, NEED)
       + msg(2, struct.pack('<Q', 1 << 60), NEED) + msg(1, flags=2))
+
+# ---- vring: ring size byte, u16 start index, then guest RAM from 0x10000 ----
+# (descriptor table at +0, avail ring at +0x400, used ring at +0x600)
+def vring(num_log2, start, chains, ram_len=0xa00):
+    """chains: list of (readable parts [(offset, bytes)], writable (offset, len))."""
+    ram = bytearray(ram_len)
+    di = 0
+    heads = []
+    for parts, resp in chains:
+        heads.append(di)
+        descs = [(0x10000 + o, len(b), 0) for o, b in parts]
+        for o, b in parts:
+            ram[o:o + len(b)] = b
+        if resp:
+            descs.append((0x10000 + resp[0], resp[1], 2))
+        for k, (a, l, f) in enumerate(descs):
+            nxt = di + 1 if k + 1 < len(descs) else 0
+            f |= 1 if k + 1 < len(descs) else 0
+            struct.pack_into('<QIHH', ram, 16 * di, a, l, f, nxt)
+            di += 1
+    struct.pack_into('<HH', ram, 0x400, 0, (start + len(heads)) & 0xffff)
+    num = 1 << num_log2
+    for i, h in enumerate(heads):
+        struct.pack_into('<H', ram, 0x404 + 2 * ((start + i) % num), h)
+    return bytes([num_log2]) + struct.pack('<H', start) + bytes(ram)
+
+
+write('vring', 'display', vring(4, 0, [([(0x900, hdr(GET_DISPLAY_INFO))], (0x8000, 512))]))
+write('vring', 'compute', vring(5, 65534, [
+    ([(0x900, ctx_create(1))], (0x8000, 64)),
+    ([(0x980, blob(1, 3, 0, 8192, [(0x12000, 4096), (0x20000, 4096)], ctx=1)[:56]),
+      (0x9c0, struct.pack('<QIIQII', 0x12000, 4096, 0, 0x20000, 4096, 0))], (0x8100, 64)),
+    ([(0x9e0, attach(1, 1))], (0x8200, 64)),
+    ([(0x800, submit(1, [op(2, dst=1, ln=8192, arg0=5)])[:32]),
+      (0x840, submit(1, [op(2, dst=1, ln=8192, arg0=5)])[32:])], (0x8300, 24)),
+]))
+write('vring', 'short-resp', vring(2, 7, [([(0x900, hdr(GET_DISPLAY_INFO))], (0x8000, 8)),
+                                          ([(0x920, hdr(0x102) + struct.pack('<II', 1, 0))], None)]))
