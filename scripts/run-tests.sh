@@ -92,6 +92,7 @@ if ((kernel_ok)) &&
 	suite kselftest-no-userptr tests/system/run-guest.sh --no-userptr -- \
 		build/kselftest/virtgpu_userptr
 	suite system-e2e tests/system/e2e.sh --build build/meson
+	suite bench-smoke scripts/run-bench.sh --quick
 else
 	fail_stage guest-build "guest build failed (or no kernel headers)"
 fi
