@@ -93,6 +93,8 @@ if ((kernel_ok)) &&
 		build/kselftest/virtgpu_userptr
 	suite system-e2e tests/system/e2e.sh --build build/meson
 	suite bench-smoke scripts/run-bench.sh --quick
+	suite guest-stress tests/system/stress.sh --build build/meson
+	suite guest-faults tests/system/faults.sh --build build/meson
 else
 	fail_stage guest-build "guest build failed (or no kernel headers)"
 fi
