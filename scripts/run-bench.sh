@@ -218,13 +218,14 @@ host_rc=0
 "$BENCH_HOST" "${ARGS[@]}" --csv "$WORK/host.csv" >>"$LOG" 2>&1 || host_rc=$?
 
 # ---- guest side -----------------------------------------------------------------
-# The model file goes to the guest's /tmp, a tmpfs (--guest-tmpfs): its pages
-# are guest page cache, warm by construction, with no host I/O under them.
+# The model file goes to a guest-only tmpfs (--guest-tmpfs, VGPU_GUEST_TMP):
+# its pages are guest page cache, warm by construction, with no host I/O
+# under them.
 note "guest ($KERNEL, mem=$MEM)"
 guest_rc=0
 VGPU_HOSTD=$HOSTD "$REPO/tests/system/run-guest.sh" --kernel "$KERNEL" --mem "$MEM" \
 	--guest-tmpfs --no-kmemleak --timeout 900 -- \
-	"$BENCH" "${GARGS[@]}" --file-dir /tmp --csv "$WORK/guest.csv" \
+	"$BENCH" "${GARGS[@]}" --csv "$WORK/guest.csv" \
 	--meta "$WORK/meta-guest.txt" >>"$LOG" 2>&1 || guest_rc=$?
 end=$(date +%s)
 

@@ -782,7 +782,7 @@ static void usage(FILE *f)
 		"add up to less than --budget (200 ms); rows hold medians. --quick: up to\n"
 		"4M, 3 runs, 20 ms budget. --fresh-max caps the copy-fresh paths (every\n"
 		"page of a fresh DRM mapping faults). --file-dir holds the model file\n"
-		"(default /tmp). Paths: ", prog);
+		"(default $VGPU_GUEST_TMP, else /tmp). Paths: ", prog);
 	for (int p = 0; p < P_COUNT; p++)
 		fprintf(f, "%s%s", path_name[p], p + 1 < P_COUNT ? "," : "\n");
 	fprintf(f, "Exit 1 if a result is wrong, a path fails, or a userptr registration\n"
@@ -832,11 +832,14 @@ int main(int argc, char **argv)
 	long runs = 5, warmup = 1, max_runs = 25, budget_ms = 200;
 	bool quick = false, max_given = false, runs_given = false, budget_given = false;
 	bool bad = false;
-	const char *dir = "/tmp", *csv_path = NULL, *meta_path = NULL, *node = NULL;
+	const char *dir = getenv("VGPU_GUEST_TMP"), *csv_path = NULL, *meta_path = NULL;
+	const char *node = NULL;
 	FILE *meta = NULL;
 	glob_t g;
 	int opt, err;
 
+	if (!dir || !*dir)
+		dir = "/tmp";
 	c.max = 256ull << 20;
 	for (int p = 0; p < P_COUNT; p++)
 		c.want[p] = true;
