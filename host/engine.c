@@ -199,6 +199,25 @@ static uint64_t chunk_range(const struct vop *op, size_t i, uint64_t *start)
 	return n < ENGINE_CHUNK_BYTES ? n : ENGINE_CHUNK_BYTES;
 }
 
+/*
+ * The piece of op's src and dst at pos (relative to the offsets) that is
+ * contiguous in both, at most n bytes: its length, with *s and *d set; 0
+ * when either is not mapped there.
+ */
+static inline uint64_t span_pair(const struct job *j, uint64_t pos, uint64_t n, uint8_t **s,
+				 uint8_t **d)
+{
+	const struct vop *op = j->op;
+	uint64_t sa, da;
+
+	*s = res_span(op->src, j->gm, op->src_off + pos, &sa);
+	*d = res_span(op->dst, j->gm, op->dst_off + pos, &da);
+	if (!*s || !*d)
+		return 0;
+	n = n < sa ? n : sa;
+	return n < da ? n : da;
+}
+
 static void copy_chunk(void *arg, size_t i)
 {
 	struct job *j = arg;
@@ -206,14 +225,11 @@ static void copy_chunk(void *arg, size_t i)
 	uint64_t pos, n = chunk_range(op, i, &pos);
 
 	while (n) {
-		uint64_t sa, da, k;
-		uint8_t *s = res_span(op->src, j->gm, op->src_off + pos, &sa);
-		uint8_t *d = res_span(op->dst, j->gm, op->dst_off + pos, &da);
+		uint8_t *s, *d;
+		uint64_t k = span_pair(j, pos, n, &s, &d);
 
-		if (!s || !d)
+		if (!k)
 			return;     /* cannot happen after validation */
-		k = n < sa ? n : sa;
-		k = k < da ? k : da;
 		memmove(d, s, k);
 		pos += k;
 		n -= k;
@@ -291,14 +307,11 @@ static void saxpy_chunk(void *arg, size_t i)
 	uint64_t pos, n = chunk_range(op, i, &pos);
 
 	while (n) {
-		uint64_t sa, da, k;
-		uint8_t *s = res_span(op->src, j->gm, op->src_off + pos, &sa);
-		uint8_t *d = res_span(op->dst, j->gm, op->dst_off + pos, &da);
+		uint8_t *s, *d;
+		uint64_t k = span_pair(j, pos, n, &s, &d);
 
-		if (!s || !d)
+		if (!k)
 			return;
-		k = n < sa ? n : sa;
-		k = k < da ? k : da;
 		k &= ~(uint64_t)3;
 		if (k == 0) {
 			/* An element straddles an entry boundary. */

@@ -34,7 +34,6 @@
 #include <endian.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <linux/capability.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -103,14 +102,6 @@ static void *map_rw(size_t size)
 		exit(1);
 	}
 	return p;
-}
-
-static uint64_t rd64(const void *p)
-{
-	uint64_t v;
-
-	memcpy(&v, p, 8);
-	return le64toh(v);
 }
 
 static int open_node(void)
@@ -842,19 +833,6 @@ static void test_close(long pages0, long objs0)
  * 5. RLIMIT_MEMLOCK at its edge, without CAP_IPC_LOCK
  * ====================================================================== */
 
-static int drop_ipc_lock(void)
-{
-	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
-	struct __user_cap_data_struct d[2];
-
-	if (syscall(SYS_capget, &h, d))
-		return -1;
-	d[CAP_IPC_LOCK / 32].effective &= ~(1u << (CAP_IPC_LOCK % 32));
-	d[CAP_IPC_LOCK / 32].permitted &= ~(1u << (CAP_IPC_LOCK % 32));
-	d[CAP_IPC_LOCK / 32].inheritable &= ~(1u << (CAP_IPC_LOCK % 32));
-	return (int)syscall(SYS_capset, &h, d);
-}
-
 /* Child: returns the number of the first failed step, 0 when all passed. */
 static int memlock_child(void)
 {
@@ -995,7 +973,7 @@ int main(int argc, char **argv)
 	vgpu_get_info(dev, &info);
 	userptr = info.userptr;
 	tap_ok(debugfs_read(&pages0, &objs0) == 0, "debugfs %s readable",
-	       stress_debugfs[0] ? stress_debugfs : "virtio-gpu-userptr");
+	       debugfs_path[0] ? debugfs_path : "virtio-gpu-userptr");
 	base_pages = pages0;
 	base_objs = objs0;
 	pin0 = vm_pin_kb(0);

@@ -14,20 +14,18 @@
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <glob.h>
 #include <inttypes.h>
-#include <linux/capability.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <xf86drm.h>
 #include <xxhash.h>
 #include <drm/virtgpu_drm.h>
 
+#include "guest-check.h"
 #include "tap.h"
 #include "vgpu.h"
 
@@ -42,7 +40,6 @@ static struct vgpu_info info;
 static bool userptr_mode;
 static size_t page;
 static uint64_t max_size = 256ull << 20;
-static char debugfs_file[256];
 
 /* ---- helpers ---- */
 
@@ -56,30 +53,6 @@ static void *map_anon(size_t size, int prot)
 		exit(1);
 	}
 	return p;
-}
-
-static void pattern(void *p, size_t size, uint64_t seed)
-{
-	uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
-	uint8_t *b = p;
-	size_t off;
-
-	for (off = 0; off + 8 <= size; off += 8) {
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-		memcpy(b + off, &x, 8);
-	}
-	for (; off < size; off++)
-		b[off] = (uint8_t)(x >> (off % 8));
-}
-
-static uint64_t rd64(const void *p)
-{
-	uint64_t v;
-
-	memcpy(&v, p, 8);
-	return le64toh(v);
 }
 
 /* A buffer over fresh anonymous memory. */
@@ -113,34 +86,6 @@ static void ubuf_free(struct ubuf *u)
 	memset(u, 0, sizeof(*u));
 }
 
-static bool all_bytes(const uint8_t *p, size_t n, uint8_t v)
-{
-	for (size_t i = 0; i < n; i++)
-		if (p[i] != v)
-			return false;
-	return true;
-}
-
-/* debugfs accounting: -1 when the file is absent. */
-static int pinned(long *pages, long *objects)
-{
-	char line[256];
-	FILE *f;
-
-	*pages = *objects = -1;
-	if (!debugfs_file[0])
-		return -1;
-	f = fopen(debugfs_file, "re");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f)) {
-		sscanf(line, "total_pinned_pages %ld", pages);
-		sscanf(line, "objects %ld", objects);
-	}
-	fclose(f);
-	return 0;
-}
-
 /*
  * Pages are unpinned when the device has acknowledged the release of the
  * resource, a little after the GEM handle is closed: poll (bounded).
@@ -149,42 +94,19 @@ static bool wait_pinned(long want_pages, long want_objects)
 {
 	long pages, objs;
 
-	for (int i = 0; i < 200; i++) {
-		if (pinned(&pages, &objs) || (pages == want_pages && objs == want_objects))
-			return pages == want_pages && objs == want_objects;
-		usleep(10000);
-	}
+	if (debugfs_wait(want_pages, want_objects, 2000, &pages, &objs))
+		return true;
 	tap_diag("debugfs still says %ld pages, %ld objects (want %ld, %ld)", pages, objs,
 		 want_pages, want_objects);
 	return false;
 }
 
-/* VmPin of this process in kB, -1 if /proc does not say. */
-static long vm_pin_kb(void)
-{
-	char line[256];
-	long kb = -1;
-	FILE *f = fopen("/proc/self/status", "re");
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmPin: %ld kB", &kb) == 1)
-			break;
-	fclose(f);
-	return kb;
-}
-
 static bool wait_vm_pin(long want_kb)
 {
-	long kb = -1;
+	long kb;
 
-	for (int i = 0; i < 200; i++) {
-		kb = vm_pin_kb();
-		if (kb == want_kb)
-			return true;
-		usleep(10000);
-	}
+	if (vm_pin_wait(want_kb, 2000, &kb))
+		return true;
 	tap_diag("VmPin is %ld kB, want %ld kB", kb, want_kb);
 	return false;
 }
@@ -192,33 +114,23 @@ static bool wait_vm_pin(long want_kb)
 static void test_vm_pin(void)
 {
 	struct ubuf u = { 0 };
-	long before = vm_pin_kb(), during;
+	long before = vm_pin_kb(0), during;
 
 	if (!tap_ok(before >= 0, "/proc/self/status has VmPin"))
 		return;
 	/* No userptr buffer of ours is alive: once the earlier ones are
 	 * released (asynchronously, after the device's answer) it is 0. */
 	tap_ok(wait_vm_pin(0), "VmPin drops to 0 kB when no buffer is alive");
-	before = vm_pin_kb();
+	before = vm_pin_kb(0);
 	if (ubuf_new(&u, 1 << 20, 0)) {
 		tap_ok(0, "VmPin: 1 MiB buffer");
 		return;
 	}
-	during = vm_pin_kb();
+	during = vm_pin_kb(0);
 	tap_eq(during - before, userptr_mode ? 1024 : 0, "VmPin grows by %d kB with a 1 MiB buffer",
 	       userptr_mode ? 1024 : 0);
 	ubuf_free(&u);
 	tap_ok(wait_vm_pin(before), "VmPin back to %ld kB after destroy", before);
-}
-
-static void find_debugfs(void)
-{
-	glob_t g;
-
-	if (glob("/sys/kernel/debug/dri/*/virtio-gpu-userptr", 0, NULL, &g) == 0) {
-		snprintf(debugfs_file, sizeof(debugfs_file), "%s", g.gl_pathv[0]);
-		globfree(&g);
-	}
 }
 
 static int run1(struct vgpu_batch *b, struct vgpu_submit_result *r)
@@ -455,7 +367,7 @@ static void test_ops(unsigned int extra_flags, const char *tag)
 	tap_eq(vgpu_batch_num_ops(b), 0, "%s: vgpu_batch_reset", tag);
 
 	/* COPY */
-	pattern(s.p, big, 7);
+	fill_pattern(s.p, big, 7);
 	memset(d.p, 0, n);
 	tap_eq(vgpu_batch_copy(b, d.b, 4096, s.b, 8192, n - 8192), 0, "%s: add copy", tag);
 	tap_eq(run1(b, &res), 0, "%s: copy submit", tag);
@@ -473,7 +385,7 @@ static void test_ops(unsigned int extra_flags, const char *tag)
 	tap_eq((long long)rd64(r.p + 8), (long long)XXH64(s.p, big, 0x1234567890abcdefull),
 	       "%s: XXH64 with a seed equals the guest's", tag);
 	/* The same batch again, after the data changed: seen by the device. */
-	pattern(s.p, big, 8);
+	fill_pattern(s.p, big, 8);
 	tap_eq(run1(b, &res), 0, "%s: resubmit after changing the data", tag);
 	tap_eq((long long)rd64(r.p + 8), (long long)XXH64(s.p, big, 0x1234567890abcdefull),
 	       "%s: the device saw the new data", tag);
@@ -722,7 +634,7 @@ static void test_sizes(void)
 		tap_ok(0, "sizes: setup");
 		goto out;
 	}
-	if (pinned(&base_pages, &base_objs) == 0) {
+	if (debugfs_read(&base_pages, &base_objs) == 0) {
 		/* Only r is ours now: one object of one page, or none. */
 		tap_ok(wait_pinned(userptr_mode ? 1 : 0, userptr_mode ? 1 : 0),
 		       "sizes: debugfs shows only the result buffer");
@@ -737,7 +649,7 @@ static void test_sizes(void)
 			continue;
 		/* Start from the pages of r alone (earlier buffers may still be
 		 * on their way out). */
-		if (pinned(&pages0, &objs) == 0 && wait_pinned(base_pages, base_objs))
+		if (debugfs_read(&pages0, &objs) == 0 && wait_pinned(base_pages, base_objs))
 			pages0 = base_pages;
 		if (ubuf_new(&s, sz, VGPU_BUF_READ_ONLY)) {
 			tap_ok(0, "size %" PRIu64 ": register", sz);
@@ -745,8 +657,8 @@ static void test_sizes(void)
 		}
 		tap_eq(vgpu_buffer_is_zero_copy(s.b), userptr_mode,
 		       "size %" PRIu64 " KiB: %s path", sz >> 10, userptr_mode ? "zero-copy" : "copy");
-		pattern(s.p, sz, sz);
-		if (pinned(&pages1, &objs) == 0)
+		fill_pattern(s.p, sz, sz);
+		if (debugfs_read(&pages1, &objs) == 0)
 			tap_eq(pages1 - pages0, userptr_mode ? (long)(sz / page) : 0,
 			       "size %" PRIu64 " KiB: debugfs pinned pages", sz >> 10);
 		vgpu_batch_reset(b);
@@ -789,7 +701,7 @@ static void test_many(void)
 	int err = 0, made = 0;
 	bool ok = true;
 
-	if (pinned(&p0, &o0) == 0) {
+	if (debugfs_read(&p0, &o0) == 0) {
 		tap_ok(wait_pinned(0, 0), "many: debugfs starts from 0 pages, 0 objects");
 		p0 = o0 = 0;
 	}
@@ -798,7 +710,7 @@ static void test_many(void)
 		made += !err;
 	}
 	tap_eq(made, N, "%d one-page buffers at once", N);
-	if (pinned(&p1, &o1) == 0) {
+	if (debugfs_read(&p1, &o1) == 0) {
 		tap_eq(p1 - p0, userptr_mode ? N : 0, "debugfs: %d more pinned pages", userptr_mode ? N : 0);
 		tap_eq(o1 - o0, userptr_mode ? N : 0, "debugfs: %d more objects", userptr_mode ? N : 0);
 	}
@@ -824,7 +736,7 @@ static void test_many(void)
 	vgpu_batch_destroy(b);
 	for (int i = 0; i < N; i++)
 		vgpu_buffer_destroy(bufs[i]);
-	if (pinned(&p1, &o1) == 0)
+	if (debugfs_read(&p1, &o1) == 0)
 		tap_ok(wait_pinned(p0, o0), "debugfs back to %ld pages, %ld objects after destroy",
 		       p0, o0);
 	free(bufs);
@@ -832,18 +744,6 @@ static void test_many(void)
 }
 
 /* ---- RLIMIT_MEMLOCK without CAP_IPC_LOCK ---- */
-
-static int drop_ipc_lock(void)
-{
-	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
-	struct __user_cap_data_struct d[2];
-
-	if (syscall(SYS_capget, &h, d))
-		return -1;
-	d[CAP_IPC_LOCK / 32].effective &= ~(1u << (CAP_IPC_LOCK % 32));
-	d[CAP_IPC_LOCK / 32].permitted &= ~(1u << (CAP_IPC_LOCK % 32));
-	return (int)syscall(SYS_capset, &h, d);
-}
 
 static void test_memlock(void)
 {
@@ -988,7 +888,7 @@ static void test_released(void)
 {
 	long pages, objs;
 
-	if (pinned(&pages, &objs) == 0) {
+	if (debugfs_read(&pages, &objs) == 0) {
 		tap_ok(wait_pinned(0, 0), "debugfs total_pinned_pages and objects back to 0");
 	} else {
 		tap_diag("no %s debugfs file: pinned-page accounting not checked",
@@ -1012,8 +912,8 @@ int main(int argc, char **argv)
 		printf("Bail out! no device\n");
 		return tap_done();
 	}
-	find_debugfs();
-	tap_diag("debugfs: %s", debugfs_file[0] ? debugfs_file : "(none)");
+	debugfs_find();
+	tap_diag("debugfs: %s", debugfs_path[0] ? debugfs_path : "(none)");
 	test_info();
 	test_open_variants();
 	test_buffer_args();

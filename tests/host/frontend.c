@@ -3,15 +3,19 @@
 #include "frontend.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -406,4 +410,65 @@ uint32_t fe_cmd_simple(struct fe *f, const void *req, size_t len)
 	if (fe_cmd(f, 0, req, len, &h, sizeof(h), 1) != (int)sizeof(h))
 		return 0;
 	return h.type;
+}
+
+int daemon_files_make(struct daemon_files *d, const char *name)
+{
+	int n = snprintf(d->dir, sizeof(d->dir), "/tmp/%s-XXXXXX", name);
+
+	if (n < 0 || (size_t)n >= sizeof(d->dir) || !mkdtemp(d->dir))
+		return -1;
+	snprintf(d->sock, sizeof(d->sock), "%s/sock", d->dir);
+	snprintf(d->log, sizeof(d->log), "%s/log", d->dir);
+	return 0;
+}
+
+void daemon_files_remove(const struct daemon_files *d)
+{
+	unlink(d->sock);
+	unlink(d->log);
+	rmdir(d->dir);
+}
+
+pid_t daemon_spawn(char *const *args, const char *log_path)
+{
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+		dup2(fd, 1);
+		dup2(fd, 2);
+		execv(args[0], args);
+		_exit(127);
+	}
+	return pid;
+}
+
+int daemon_wait(pid_t pid, int ms)
+{
+	int st;
+
+	for (int i = 0; i < ms / 10; i++) {
+		if (waitpid(pid, &st, WNOHANG) == pid)
+			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+		usleep(10000);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &st, 0);
+	return -1;
+}
+
+char *daemon_log(const char *log_path)
+{
+	static char buf[1 << 16];
+	FILE *f = fopen(log_path, "r");
+	size_t n;
+
+	assert_non_null(f);
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	return buf;
 }

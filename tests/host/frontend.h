@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "engine.h"
 #include "gpu_device.h"
@@ -111,5 +112,25 @@ int fe_cmd(struct fe *f, int q, const void *req, size_t len, void *resp,
 	   size_t resp_cap, unsigned split);
 /* Control command with a header-only answer: the response type. */
 uint32_t fe_cmd_simple(struct fe *f, const void *req, size_t len);
+
+/* ---- the daemon binary as a child process (the daemon tests) ---- */
+
+/* A fresh directory /tmp/NAME-XXXXXX with the paths of a socket and a log. */
+struct daemon_files {
+	char dir[64], sock[128], log[128];
+};
+
+/* Make the directory; 0, or -1 when it cannot be made (or NAME is too long). */
+int daemon_files_make(struct daemon_files *d, const char *name);
+/* Remove the socket, the log and the directory. */
+void daemon_files_remove(const struct daemon_files *d);
+
+/* Start args[0] with args, stdout and stderr into log_path; its pid. */
+pid_t daemon_spawn(char *const *args, const char *log_path);
+/* Exit status (128 + signal when killed by one), or -1 if it did not exit
+ * within ms (then it is killed). */
+int daemon_wait(pid_t pid, int ms);
+/* The first 64 KiB of the log, NUL-terminated, in a static buffer. */
+char *daemon_log(const char *log_path);
 
 #endif

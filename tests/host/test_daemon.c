@@ -5,7 +5,6 @@
  * argv[1]: path of the daemon.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -16,7 +15,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -24,52 +22,24 @@
 #include "helpers.h"
 
 static const char *daemon_path;
-static char dir[64], sock_path[128], log_path[128];
+static struct daemon_files df;
 
-/* Run the daemon with args; returns its exit status; output in log_path. */
 static pid_t spawn(char *const *args)
 {
-	pid_t pid = fork();
-
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		int fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-
-		dup2(fd, 1);
-		dup2(fd, 2);
-		execv(daemon_path, args);
-		_exit(127);
-	}
-	return pid;
+	return daemon_spawn(args, df.log);
 }
 
 static int wait_status(pid_t pid)
 {
-	int st;
-
-	for (int i = 0; i < 500; i++) {
-		if (waitpid(pid, &st, WNOHANG) == pid)
-			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-		usleep(10000);
-	}
-	kill(pid, SIGKILL);
-	waitpid(pid, &st, 0);
-	return -1;
+	return daemon_wait(pid, 5000);
 }
 
 static char *read_log(void)
 {
-	static char buf[65536];
-	FILE *f = fopen(log_path, "r");
-	size_t n;
-
-	assert_non_null(f);
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	buf[n] = '\0';
-	fclose(f);
-	return buf;
+	return daemon_log(df.log);
 }
 
+/* Run the daemon with args; returns its exit status; output in df.log. */
 static int run(char *const *args)
 {
 	return wait_status(spawn(args));
@@ -93,10 +63,10 @@ static void test_help(void **state)
 static void test_bad_options(void **state)
 {
 	char *a1[] = { (char *)daemon_path, "--bogus", NULL };
-	char *a2[] = { (char *)daemon_path, "--socket", sock_path, "--threads", "0", NULL };
-	char *a3[] = { (char *)daemon_path, "--socket", sock_path, "--threads", "2x", NULL };
+	char *a2[] = { (char *)daemon_path, "--socket", df.sock, "--threads", "0", NULL };
+	char *a3[] = { (char *)daemon_path, "--socket", df.sock, "--threads", "2x", NULL };
 	char *a4[] = { (char *)daemon_path, "--threads", "2", NULL };
-	char *a5[] = { (char *)daemon_path, "--socket", sock_path, "extra", NULL };
+	char *a5[] = { (char *)daemon_path, "--socket", df.sock, "extra", NULL };
 
 	(void)state;
 	assert_int_equal(run(a1), 2);
@@ -127,8 +97,8 @@ static void use_device(struct fe *f)
 
 static void test_serve(void **state)
 {
-	char *a[] = { (char *)daemon_path, "--socket", sock_path, "--threads", "2", "--verbose", NULL };
-	struct fe_opts o = { .socket_path = sock_path };
+	char *a[] = { (char *)daemon_path, "--socket", df.sock, "--threads", "2", "--verbose", NULL };
+	struct fe_opts o = { .socket_path = df.sock };
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct fe f;
 	pid_t pid;
@@ -137,7 +107,7 @@ static void test_serve(void **state)
 
 	(void)state;
 	/* A stale socket left by an earlier run is replaced. */
-	strcpy(sa.sun_path, sock_path);
+	strcpy(sa.sun_path, df.sock);
 	s = socket(AF_UNIX, SOCK_STREAM, 0);
 	assert_int_equal(bind(s, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	close(s);
@@ -165,13 +135,13 @@ static void test_serve(void **state)
 	assert_non_null(strstr(log, "connections      2"));
 	assert_non_null(strstr(log, "commands"));
 	/* The socket is removed at exit. */
-	assert_int_equal(access(sock_path, F_OK), -1);
+	assert_int_equal(access(df.sock, F_OK), -1);
 }
 
 static void test_no_userptr(void **state)
 {
-	char *a[] = { (char *)daemon_path, "--socket", sock_path, "--no-userptr", NULL };
-	struct fe_opts o = { .socket_path = sock_path };
+	char *a[] = { (char *)daemon_path, "--socket", df.sock, "--no-userptr", NULL };
+	struct fe_opts o = { .socket_path = df.sock };
 	struct fe f;
 	pid_t pid = spawn(a);
 
@@ -186,12 +156,12 @@ static void test_no_userptr(void **state)
 
 static void test_not_a_socket(void **state)
 {
-	char *a[] = { (char *)daemon_path, "--socket", log_path, NULL };
+	char *a[] = { (char *)daemon_path, "--socket", df.log, NULL };
 
 	(void)state;
 	/* Never unlinks a file that is not a socket. */
 	assert_int_equal(run(a), 1);
-	assert_int_equal(access(log_path, F_OK), 0);
+	assert_int_equal(access(df.log, F_OK), 0);
 }
 
 int main(int argc, char **argv)
@@ -211,14 +181,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	daemon_path = argv[1];
-	strcpy(dir, "/tmp/hostd-test-XXXXXX");
-	if (!mkdtemp(dir))
+	if (daemon_files_make(&df, "hostd-test"))
 		return 1;
-	snprintf(sock_path, sizeof(sock_path), "%s/sock", dir);
-	snprintf(log_path, sizeof(log_path), "%s/log", dir);
 	rc = cmocka_run_group_tests_name("daemon", tests, NULL, NULL);
-	unlink(sock_path);
-	unlink(log_path);
-	rmdir(dir);
+	daemon_files_remove(&df);
 	return rc;
 }

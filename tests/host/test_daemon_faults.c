@@ -7,7 +7,6 @@
  * also carries LeakSanitizer's verdict (non-zero on a leak).
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -17,7 +16,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -26,54 +24,22 @@
 #include "helpers.h"
 
 static const char *daemon_path;
-static char dir[64], sock_path[128], log_path[128];
+static struct daemon_files df;
 
 static pid_t spawn_daemon(void)
 {
-	char *a[] = { (char *)daemon_path, "--socket", sock_path, "--threads", "2", NULL };
-	pid_t pid = fork();
+	char *a[] = { (char *)daemon_path, "--socket", df.sock, "--threads", "2", NULL };
+	pid_t pid = daemon_spawn(a, df.log);
 
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		int fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-
-		dup2(fd, 1);
-		dup2(fd, 2);
-		execv(daemon_path, a);
-		_exit(127);
-	}
 	/* Wait for the socket. */
-	for (int i = 0; i < 500 && access(sock_path, F_OK); i++)
+	for (int i = 0; i < 500 && access(df.sock, F_OK); i++)
 		usleep(10000);
 	return pid;
 }
 
-/* Exit status, or -1 if it did not exit within ms (then it is killed). */
-static int wait_exit(pid_t pid, int ms)
-{
-	int st;
-
-	for (int i = 0; i < ms / 10; i++) {
-		if (waitpid(pid, &st, WNOHANG) == pid)
-			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-		usleep(10000);
-	}
-	kill(pid, SIGKILL);
-	waitpid(pid, &st, 0);
-	return -1;
-}
-
 static char *read_log(void)
 {
-	static char buf[1 << 16];
-	FILE *f = fopen(log_path, "r");
-	size_t n;
-
-	assert_non_null(f);
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	buf[n] = '\0';
-	fclose(f);
-	return buf;
+	return daemon_log(df.log);
 }
 
 static double now(void)
@@ -123,7 +89,7 @@ static void display_ok(struct fe *f)
 static void test_disconnect_in_flight(void **state)
 {
 	const uint32_t big = 0x100000;
-	struct fe_opts o = { .socket_path = sock_path };
+	struct fe_opts o = { .socket_path = df.sock };
 	struct vgpu_compute_op ops[VGPU_COMPUTE_MAX_OPS];
 	uint8_t buf[sizeof(struct virtio_gpu_cmd_submit) + sizeof(struct vgpu_compute_submit) +
 		    sizeof(ops)];
@@ -171,7 +137,7 @@ static void test_disconnect_in_flight(void **state)
 	fe_stop(&f);
 	usleep(100000);
 	kill(pid, SIGTERM);
-	assert_int_equal(wait_exit(pid, 20000), 0);
+	assert_int_equal(daemon_wait(pid, 20000), 0);
 	log = read_log();
 	assert_non_null(strstr(log, "front-end gone: 0 resources, 0 contexts, 0 bytes mapped"));
 	assert_non_null(strstr(log, "resources        0"));
@@ -191,34 +157,36 @@ static void test_disconnect_in_flight(void **state)
 	}
 }
 
+/* The CPU time the daemon uses in one second, in ticks; printed as "idle WHAT". */
+static long idle_ticks(pid_t pid, const char *what)
+{
+	long t0 = cpu_ticks(pid), t;
+
+	usleep(1000000);
+	t = cpu_ticks(pid) - t0;
+	printf("# idle %s: %ld ticks in 1 s\n", what, t);
+	return t;
+}
+
 /* Silence costs nothing: no front-end, then a configured front-end that
  * sends nothing, for a second each. */
 static void test_idle(void **state)
 {
-	struct fe_opts o = { .socket_path = sock_path };
+	struct fe_opts o = { .socket_path = df.sock };
 	pid_t pid = spawn_daemon();
 	struct fe f;
-	long t0, t1;
 
 	(void)state;
 	usleep(200000);
-	t0 = cpu_ticks(pid);
-	usleep(1000000);
-	t1 = cpu_ticks(pid);
-	printf("# idle without a front-end: %ld ticks in 1 s\n", t1 - t0);
-	assert_true(t1 - t0 <= 2);
+	assert_true(idle_ticks(pid, "without a front-end") <= 2);
 	fe_start(&f, &o);
 	display_ok(&f);
 	usleep(100000);
-	t0 = cpu_ticks(pid);
-	usleep(1000000);
-	t1 = cpu_ticks(pid);
-	printf("# idle with a silent front-end: %ld ticks in 1 s\n", t1 - t0);
-	assert_true(t1 - t0 <= 2);
+	assert_true(idle_ticks(pid, "with a silent front-end") <= 2);
 	display_ok(&f);
 	fe_stop(&f);
 	kill(pid, SIGTERM);
-	assert_int_equal(wait_exit(pid, 20000), 0);
+	assert_int_equal(daemon_wait(pid, 20000), 0);
 }
 
 /* A front-end that stops half-way through a message is dropped after the
@@ -227,7 +195,7 @@ static void test_stalled_message(void **state)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	uint32_t h[3] = { VU_SET_FEATURES, VU_VERSION, 8 };
-	struct fe_opts o = { .socket_path = sock_path };
+	struct fe_opts o = { .socket_path = df.sock };
 	pid_t pid = spawn_daemon();
 	struct fe f;
 	double t0;
@@ -235,7 +203,7 @@ static void test_stalled_message(void **state)
 	char c;
 
 	(void)state;
-	strcpy(sa.sun_path, sock_path);
+	strcpy(sa.sun_path, df.sock);
 	s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	assert_int_equal(connect(s, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	/* The header and half the payload, then nothing. */
@@ -258,7 +226,7 @@ static void test_stalled_message(void **state)
 	usleep(100000);
 	t0 = now();
 	kill(pid, SIGTERM);
-	st = wait_exit(pid, 15000);
+	st = daemon_wait(pid, 15000);
 	printf("# SIGTERM with a stalled front-end: exit %d after %.1f s\n", st, now() - t0);
 	assert_int_equal(st, 0);
 	close(s);
@@ -269,7 +237,7 @@ static void test_stalled_message(void **state)
  * signals. A new daemon on the same path serves a new front-end. */
 static void test_daemon_killed(void **state)
 {
-	struct fe_opts o = { .socket_path = sock_path };
+	struct fe_opts o = { .socket_path = df.sock };
 	pid_t pid = spawn_daemon();
 	struct virtio_gpu_ctrl_hdr h;
 	struct fe f;
@@ -279,7 +247,7 @@ static void test_daemon_killed(void **state)
 	fe_start(&f, &o);
 	display_ok(&f);
 	kill(pid, SIGKILL);
-	assert_int_equal(wait_exit(pid, 5000), 128 + SIGKILL);
+	assert_int_equal(daemon_wait(pid, 5000), 128 + SIGKILL);
 	/* The socket: a GET reply never comes (EOF). */
 	assert_true(fe_get_u64(&f, VU_GET_FEATURES) == UINT64_MAX);
 	errno = 0;
@@ -298,7 +266,7 @@ static void test_daemon_killed(void **state)
 	display_ok(&f);
 	fe_stop(&f);
 	kill(pid, SIGTERM);
-	assert_int_equal(wait_exit(pid, 20000), 0);
+	assert_int_equal(daemon_wait(pid, 20000), 0);
 }
 
 int main(int argc, char **argv)
@@ -318,14 +286,9 @@ int main(int argc, char **argv)
 	}
 	daemon_path = argv[1];
 	signal(SIGPIPE, SIG_IGN);
-	strcpy(dir, "/tmp/hostd-faults-XXXXXX");
-	if (!mkdtemp(dir))
+	if (daemon_files_make(&df, "hostd-faults"))
 		return 1;
-	snprintf(sock_path, sizeof(sock_path), "%s/sock", dir);
-	snprintf(log_path, sizeof(log_path), "%s/log", dir);
 	rc = cmocka_run_group_tests_name("daemon-faults", tests, NULL, NULL);
-	unlink(sock_path);
-	unlink(log_path);
-	rmdir(dir);
+	daemon_files_remove(&df);
 	return rc;
 }

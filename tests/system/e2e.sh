@@ -16,44 +16,29 @@
 
 set -u
 
-SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO_ROOT=$(cd "$SCRIPT_DIR/../.." && pwd)
-RUN=$SCRIPT_DIR/run-guest.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-BUILD=${VGPU_BUILD:-$REPO_ROOT/build/meson}
 QUICK=0
 MEM=1280M
 MODES="userptr copy"
 
-usage() {
-	sed -n '3,16p' "$0" | sed 's/^# \{0,1\}//'
-}
-
 while [ $# -gt 0 ]; do
 	case $1 in
-	--build) [ $# -ge 2 ] || { echo "e2e.sh: --build needs a directory" >&2; exit 2; }
-		BUILD=$2; shift 2 ;;
+	--build) need_value "$1" "a directory" $#; BUILD=$2; shift 2 ;;
 	--quick) QUICK=1; shift ;;
-	--mem) [ $# -ge 2 ] || { echo "e2e.sh: --mem needs a size" >&2; exit 2; }
-		MEM=$2; shift 2 ;;
-	--mode) [ $# -ge 2 ] || { echo "e2e.sh: --mode needs userptr or copy" >&2; exit 2; }
-		case $2 in userptr|copy) MODES=$2 ;; *) echo "e2e.sh: bad --mode '$2'" >&2; exit 2 ;; esac
+	--mem) need_value "$1" "a size" $#; MEM=$2; shift 2 ;;
+	--mode) need_value "$1" "userptr or copy" $#
+		case $2 in userptr|copy) MODES=$2 ;; *) echo "$PROG: bad --mode '$2'" >&2; exit 2 ;; esac
 		shift 2 ;;
 	-h|--help) usage; exit 0 ;;
-	*) echo "e2e.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
+	*) bad_arg "$1" ;;
 	esac
 done
-case $BUILD in /*) ;; *) BUILD=$PWD/$BUILD ;; esac
-
+need_build guest/vgpu-info guest/vgpu-demo guest/tests/vgpu-test
 INFO=$BUILD/guest/vgpu-info
 DEMO=$BUILD/guest/vgpu-demo
 TEST=$BUILD/guest/tests/vgpu-test
-for f in "$INFO" "$DEMO" "$TEST"; do
-	if [ ! -x "$f" ]; then
-		echo "e2e.sh: $f is missing: build with -Dguest=true first" >&2
-		exit 2
-	fi
-done
 
 if [ "$QUICK" = 1 ]; then
 	DEMO_SIZE=16M
@@ -63,22 +48,7 @@ else
 	MAX_MB=256
 fi
 
-n=0
-failed=0
-ok() { # cond-status name
-	n=$((n + 1))
-	if [ "$1" = 0 ]; then
-		echo "ok $n - $2"
-	else
-		echo "not ok $n - $2"
-		failed=$((failed + 1))
-	fi
-}
-
-LOG=$(mktemp -d "${TMPDIR:-/tmp}/vgpu-e2e.XXXXXXXX") || exit 2
-trap 'rm -rf -- "$LOG"' EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+make_log e2e
 
 # Show a failed run's output as TAP comments.
 show() {
@@ -129,26 +99,11 @@ for mode in $MODES; do
 	"$RUN" "${flags[@]}" --mem "$MEM" --timeout 600 --env "VGPU_TEST_MODE=$mode" \
 		-- "$TEST" --max-size "$MAX_MB" >"$LOG/test" 2>&1
 	rc=$?
-	tests=0
-	while IFS= read -r line; do
-		case $line in
-		"ok "*|"not ok "*)
-			tests=$((tests + 1))
-			name=${line#*- }
-			case $line in ok*) ok 0 "$mode: $name" ;; *) ok 1 "$mode: $name" ;; esac ;;
-		"#"*) echo "$line" ;;
-		"Bail out!"*) echo "# $line" ;;
-		esac
-	done < <(tr -d "\r" <"$LOG/test")
-	plan=$(tr -d "\r" <"$LOG/test" | sed -n "s/^1\\.\\.\\([0-9]*\\)$/\\1/p" | tail -n 1)
-	ok "$([ -n "$plan" ] && [ "$plan" = "$tests" ] && echo 0 || echo 1)" \
-		"$mode: vgpu-test ran to its plan ($tests of ${plan:-?})"
+	relay_tap "$mode" "$LOG/test" "vgpu-test ran to its plan"
 	ok "$rc" "$mode: vgpu-test run clean: exit status, kernel log, daemon (exit $rc)"
 	if [ "$rc" != 0 ]; then
 		grep -v -E '^(ok |not ok |# |1\.\.)' "$LOG/test" | sed 's/^/# /' | head -n 200
 	fi
 done
 
-echo "1..$n"
-[ "$failed" = 0 ] || echo "# $failed of $n failed"
-[ "$failed" = 0 ]
+tap_end

@@ -27,39 +27,24 @@
 
 set -u
 
-SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO_ROOT=$(cd "$SCRIPT_DIR/../.." && pwd)
-RUN=$SCRIPT_DIR/run-guest.sh
-KARGS=()
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-BUILD=${VGPU_BUILD:-$REPO_ROOT/build/meson}
 HOSTD_C=""
 PARTS=ABC
 
-usage() {
-	sed -n '3,27p' "$0" | sed 's/^# \{0,1\}//'
-}
-
 while [ $# -gt 0 ]; do
 	case $1 in
-	--build) [ $# -ge 2 ] || { echo "faults.sh: --build needs a directory" >&2; exit 2; }
-		BUILD=$2; shift 2 ;;
-	--hostd) [ $# -ge 2 ] || { echo "faults.sh: --hostd needs a path" >&2; exit 2; }
-		HOSTD_C=$2; shift 2 ;;
-	--parts) [ $# -ge 2 ] || { echo "faults.sh: --parts needs letters (A, B, C)" >&2; exit 2; }
-		PARTS=$2; shift 2 ;;
-	--kernel) [ $# -ge 2 ] || { echo "${0##*/}: --kernel needs a path" >&2; exit 2; }
-		KARGS=(--kernel "$2"); shift 2 ;;
+	--build) need_value "$1" "a directory" $#; BUILD=$2; shift 2 ;;
+	--hostd) need_value "$1" "a path" $#; HOSTD_C=$2; shift 2 ;;
+	--parts) need_value "$1" "letters (A, B, C)" $#; PARTS=$2; shift 2 ;;
+	--kernel) need_value "$1" "a path" $#; KARGS=(--kernel "$2"); shift 2 ;;
 	-h|--help) usage; exit 0 ;;
-	*) echo "faults.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
+	*) bad_arg "$1" ;;
 	esac
 done
-case $BUILD in /*) ;; *) BUILD=$PWD/$BUILD ;; esac
+need_build guest/stress/vgpu-load
 LOAD=$BUILD/guest/stress/vgpu-load
-if [ ! -x "$LOAD" ]; then
-	echo "faults.sh: $LOAD is missing: build with -Dguest=true first" >&2
-	exit 2
-fi
 if [ -z "$HOSTD_C" ]; then
 	if [ -n "${VGPU_HOSTD:-}" ]; then
 		HOSTD_C=$VGPU_HOSTD
@@ -70,25 +55,14 @@ if [ -z "$HOSTD_C" ]; then
 	fi
 fi
 if [ ! -x "$HOSTD_C" ]; then
-	echo "faults.sh: daemon '$HOSTD_C' not found" >&2
+	echo "$PROG: daemon '$HOSTD_C' not found" >&2
 	exit 2
 fi
 
-n=0
-failed=0
-ok() { # status(0 = pass) name
-	n=$((n + 1))
-	if [ "$1" = 0 ]; then
-		echo "ok $n - $2"
-	else
-		echo "not ok $n - $2"
-		failed=$((failed + 1))
-	fi
-}
 yes_no() { if "$@"; then echo 0; else echo 1; fi; }
 show() { sed 's/^/#   /' "$1" | head -n "${2:-60}"; }
 
-LOG=$(mktemp -d "${TMPDIR:-/tmp}/vgpu-faults.XXXXXXXX") || exit 2
+make_log faults
 DPID=""
 cleanup() {
 	if [ -n "$DPID" ] && kill -0 "$DPID" 2>/dev/null; then
@@ -98,8 +72,6 @@ cleanup() {
 	rm -rf -- "$LOG"
 }
 trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 # The host side of a fault: wait (bounded) for the guest's marker file, then
 # act. Runs under run-guest.sh --hook, which sets VGPU_RUN_DIR and the pids.
@@ -268,6 +240,4 @@ case $PARTS in *A*) part_a ;; esac
 case $PARTS in *B*) part_b ;; esac
 case $PARTS in *C*) part_c ;; esac
 
-echo "1..$n"
-[ "$failed" = 0 ] || echo "# $failed of $n failed"
-[ "$failed" = 0 ]
+tap_end

@@ -1,0 +1,92 @@
+# SPDX-License-Identifier: MIT
+# shellcheck shell=bash
+#
+# lib.sh - shared by the system test scripts (e2e.sh, stress.sh, faults.sh),
+# sourced after `set -u`: the paths, option checks, one TAP counter and the
+# relay of a guest program's TAP.
+
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_ROOT=$(cd "$SCRIPT_DIR/../.." && pwd)
+PROG=${0##*/}
+BUILD=${VGPU_BUILD:-$REPO_ROOT/build/meson}
+# shellcheck disable=SC2034 # used by the scripts that source this file
+RUN=$SCRIPT_DIR/run-guest.sh
+# shellcheck disable=SC2034 # extra run-guest.sh arguments (--kernel PATH)
+KARGS=()
+
+# The script's leading comment block (from line 3 to the first blank line).
+usage() {
+	sed -n '3,/^$/{/^#/p}' "$0" | sed 's/^# \{0,1\}//'
+}
+
+# need_value OPTION WHAT ARGC: exit 2 unless OPTION is followed by a value.
+need_value() {
+	[ "$3" -ge 2 ] || { echo "$PROG: $1 needs $2" >&2; exit 2; }
+}
+
+# bad_arg ARG: an unknown argument ends the script with usage and status 2.
+bad_arg() {
+	echo "$PROG: unknown argument '$1'" >&2
+	usage >&2
+	exit 2
+}
+
+# BUILD as an absolute path; each FILE... under it must be an executable.
+need_build() {
+	local f
+	case $BUILD in /*) ;; *) BUILD=$PWD/$BUILD ;; esac
+	for f in "$@"; do
+		if [ ! -x "$BUILD/$f" ]; then
+			echo "$PROG: $BUILD/$f is missing: build with -Dguest=true first" >&2
+			exit 2
+		fi
+	done
+}
+
+n=0
+failed=0
+ok() { # status(0 = pass) name
+	n=$((n + 1))
+	if [ "$1" = 0 ]; then
+		echo "ok $n - $2"
+	else
+		echo "not ok $n - $2"
+		failed=$((failed + 1))
+	fi
+}
+
+# The plan, a summary of failures, and the script's status (0: all passed).
+tap_end() {
+	echo "1..$n"
+	[ "$failed" = 0 ] || echo "# $failed of $n failed"
+	[ "$failed" = 0 ]
+}
+
+# make_log NAME: a fresh temp dir in LOG, removed at exit.
+make_log() {
+	LOG=$(mktemp -d "${TMPDIR:-/tmp}/vgpu-$1.XXXXXXXX") || exit 2
+	trap 'rm -rf -- "$LOG"' EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+}
+
+# relay_tap PREFIX FILE PLAN-NAME: the TAP results in FILE renumbered into
+# this stream under PREFIX, its comments passed on, then one result saying
+# whether it ran to its plan. Sets `tests` (results seen) and `plan`.
+relay_tap() {
+	local prefix=$1 file=$2 line
+	tests=0
+	while IFS= read -r line; do
+		case $line in
+		"ok "*|"not ok "*)
+			tests=$((tests + 1))
+			case $line in ok*) ok 0 "$prefix: ${line#*- }" ;; *) ok 1 "$prefix: ${line#*- }" ;; esac ;;
+		"#"*) echo "$line" ;;
+		"load-figures "*) echo "# $prefix: $line" ;;
+		"Bail out!"*) echo "# $line" ;;
+		esac
+	done < <(tr -d '\r' <"$file")
+	plan=$(tr -d '\r' <"$file" | sed -n 's/^1\.\.\([0-9]*\)$/\1/p' | tail -n 1)
+	ok "$([ -n "$plan" ] && [ "$plan" = "$tests" ] && echo 0 || echo 1)" \
+		"$prefix: $3 ($tests of ${plan:-?})"
+}
