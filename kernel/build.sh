@@ -3,8 +3,7 @@
 # (build/uapi/include) and the virtio-gpu kselftest (build/kselftest/).
 #
 # Usage: kernel/build.sh [--x86] [--no-kselftest]
-#   --x86           also compile-test drivers/gpu/drm/virtio for x86_64
-#                   (kernel/compile-x86.sh)
+#   --x86           also build the x86_64 guest kernel (kernel/build-x86.sh)
 #   --no-kselftest  skip the kselftest
 #
 # The configuration is `make ARCH=um tinyconfig` plus kernel/config/
@@ -33,53 +32,8 @@ done
 FRAGMENTS=("$REPO_ROOT/kernel/config/uml.config"
 	"$REPO_ROOT/kernel/config/debug.config")
 
-# check_config CONFIG FRAGMENT...: every option of the fragments is set in
-# CONFIG exactly as requested.
-check_config() {
-	local config=$1 frag line name bad=0
-	shift
-
-	for frag in "$@"; do
-		while IFS= read -r line; do
-			case $line in
-			CONFIG_*=*)
-				name=${line%%=*}
-				if ! grep -qxF "$line" "$config"; then
-					echo "  wanted: $line, got: $(grep -E "^(# )?${name}[= ]" "$config" || echo unset)" >&2
-					bad=1
-				fi
-				;;
-			"# CONFIG_"*" is not set")
-				name=${line#"# "}
-				name=${name%% *}
-				if grep -q "^$name=" "$config"; then
-					echo "  wanted: $line, got: $(grep "^$name=" "$config")" >&2
-					bad=1
-				fi
-				;;
-			esac
-		done <"$frag"
-	done
-	return "$bad"
-}
-
 configure_uml() {
-	local stamp=$UML_OUT/.virtgpu-config.sha256 want
-
-	want=$(cat "${FRAGMENTS[@]}" | sha256sum | cut -d' ' -f1)
-	if [[ -f $UML_OUT/.config && -f $stamp && $(cat "$stamp") == "$want" ]]; then
-		return
-	fi
-	note "configuring $UML_OUT"
-	mkdir -p "$UML_OUT"
-	make -C "$TREE" -s ARCH=um O="$UML_OUT" tinyconfig
-	# merge_config.sh writes .config in the current directory with -O.
-	(cd "$TREE" && ARCH=um scripts/kconfig/merge_config.sh -m -O "$UML_OUT" \
-		"$UML_OUT/.config" "${FRAGMENTS[@]}" >/dev/null)
-	make -C "$TREE" -s ARCH=um O="$UML_OUT" olddefconfig
-	check_config "$UML_OUT/.config" "${FRAGMENTS[@]}" ||
-		die "$UML_OUT/.config lacks options of the fragments (see above)"
-	echo "$want" >"$stamp"
+	configure_kernel um "$UML_OUT" "${FRAGMENTS[@]}"
 }
 
 build_uml() {
@@ -121,5 +75,5 @@ if ((kselftest)); then
 	build_kselftest
 fi
 if ((x86)); then
-	"$REPO_ROOT/kernel/compile-x86.sh"
+	"$REPO_ROOT/kernel/build-x86.sh" --if-stale
 fi

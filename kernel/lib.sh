@@ -49,3 +49,56 @@ tgit() {
 # up-to-date check of setup-tree.sh so that both produce identical bytes.
 FORMAT_PATCH_OPTS=(--no-signature --zero-commit --no-numbered --abbrev=12
 	--subject-prefix=PATCH --no-cover-letter --no-thread --stat=72)
+
+# check_config CONFIG FRAGMENT...: every option of the fragments is set in
+# CONFIG exactly as requested.
+check_config() {
+	local config=$1 frag line name bad=0
+	shift
+
+	for frag in "$@"; do
+		while IFS= read -r line; do
+			case $line in
+			CONFIG_*=*)
+				name=${line%%=*}
+				if ! grep -qxF "$line" "$config"; then
+					echo "  wanted: $line, got: $(grep -E "^(# )?${name}[= ]" "$config" || echo unset)" >&2
+					bad=1
+				fi
+				;;
+			"# CONFIG_"*" is not set")
+				name=${line#"# "}
+				name=${name%% *}
+				if grep -q "^$name=" "$config"; then
+					echo "  wanted: $line, got: $(grep "^$name=" "$config")" >&2
+					bad=1
+				fi
+				;;
+			esac
+		done <"$frag"
+	done
+	return "$bad"
+}
+
+# configure_kernel ARCH OUT FRAGMENT...: `make ARCH=ARCH tinyconfig` in OUT
+# plus the fragments, in order; redone only when a fragment changed, and
+# every option of the fragments is checked in the result.
+configure_kernel() {
+	local arch=$1 out=$2 stamp want
+	shift 2
+	stamp=$out/.virtgpu-config.sha256
+	want=$(cat "$@" | sha256sum | cut -d' ' -f1)
+	if [[ -f $out/.config && -f $stamp && $(cat "$stamp") == "$want" ]]; then
+		return
+	fi
+	note "configuring $out"
+	mkdir -p "$out"
+	make -C "$TREE" -s ARCH="$arch" O="$out" tinyconfig
+	# merge_config.sh writes .config in the current directory with -O.
+	(cd "$TREE" && ARCH=$arch scripts/kconfig/merge_config.sh -m -O "$out" \
+		"$out/.config" "$@" >/dev/null)
+	make -C "$TREE" -s ARCH="$arch" O="$out" olddefconfig
+	check_config "$out/.config" "$@" ||
+		die "$out/.config lacks options of the fragments (see above)"
+	echo "$want" >"$stamp"
+}

@@ -11,7 +11,27 @@ packages=(
 	clang libclang-rt-14-dev
 	libdrm-dev libxxhash-dev libcmocka-dev
 	valgrind gnuplot-nox procps python3-ply
+	# QEMU 10.0 from source (qemu/build.sh) and its firmware at run time
+	libglib2.0-dev libpixman-1-dev libfdt-dev libattr1-dev python3-venv
+	seabios qemu-system-data
 )
+
+# qemu/build.sh takes QEMU's source, and meson for its configure, from
+# bookworm-backports (the same Debian registry). apt's pinning keeps
+# backports' binary packages from replacing anything unless asked by name.
+BACKPORTS=/etc/apt/sources.list.d/virtgpu-backports.sources
+need_update=0
+if [ ! -f "$BACKPORTS" ]; then
+	[ "$(id -u)" -eq 0 ] || { echo "install-deps: need root to add $BACKPORTS" >&2; exit 1; }
+	cat >"$BACKPORTS" <<'SRC'
+Types: deb deb-src
+URIs: http://deb.debian.org/debian
+Suites: bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+	need_update=1
+fi
 
 missing=()
 for p in "${packages[@]}"; do
@@ -21,6 +41,10 @@ for p in "${packages[@]}"; do
 done
 
 if [ ${#missing[@]} -eq 0 ]; then
+	if [ "$need_update" = 1 ]; then
+		echo "install-deps: added $BACKPORTS; updating the package lists"
+		DEBIAN_FRONTEND=noninteractive apt-get update -q
+	fi
 	echo "install-deps: all ${#packages[@]} packages present"
 	exit 0
 fi

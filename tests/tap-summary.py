@@ -16,7 +16,11 @@ Counting rules:
 - a suite that printed no result at all, or exited non-zero without any
   failing result, counts one failure of its own.
 
-Prints one line per suite and ends with "N passed, N failed".
+NAME.time, where present, holds the suite's wall time in seconds; build-NAME.time
+the time of a build step (not a suite).
+
+Prints one line per suite with its time, the build steps' times, and ends
+with "N passed, N failed".
 Exit status 0 only when nothing failed.
 """
 import json
@@ -77,13 +81,25 @@ def count_tap(text):
     return passed, failed, names
 
 
+def read_time(path):
+    try:
+        with open(path) as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def fmt_time(t):
+    return "   -  " if t is None else "%3d:%02d" % (t // 60, t % 60)
+
+
 def main():
     if len(sys.argv) != 2:
         print(__doc__, file=sys.stderr)
         return 2
     d = sys.argv[1]
     suites = sorted(f[:-3] for f in os.listdir(d) if f.endswith(".rc"))
-    total_p = total_f = 0
+    total_p = total_f = total_t = 0
     for name in suites:
         with open(os.path.join(d, name + ".rc")) as f:
             rc = int(f.read().strip() or "1")
@@ -115,8 +131,16 @@ def main():
             notes.append("suite exited with status %d" % rc)
         total_p += p
         total_f += f_
-        print("suite %-24s %4d passed, %d failed%s" % (
-            name, p, f_, ("  (" + "; ".join(notes[:5]) + ")") if notes else ""))
+        t = read_time(os.path.join(d, name + ".time"))
+        total_t += t or 0
+        print("suite %-26s %s %4d passed, %d failed%s" % (
+            name, fmt_time(t), p, f_, ("  (" + "; ".join(notes[:5]) + ")") if notes else ""))
+    builds = sorted(f[:-5] for f in os.listdir(d) if f.startswith("build-") and f.endswith(".time"))
+    for b in builds:
+        t = read_time(os.path.join(d, b + ".time"))
+        total_t += t or 0
+        print("%-32s %s" % (b.replace("build-", "build ", 1), fmt_time(t)))
+    print("%-32s %s" % ("time, suites and builds", fmt_time(total_t)))
     print("%d passed, %d failed" % (total_p, total_f))
     return 0 if total_f == 0 else 1
 

@@ -2,13 +2,14 @@
 # SPDX-License-Identifier: MIT
 #
 # e2e.sh - end-to-end tests of the whole system: for each device mode
-# (userptr offered, and --no-userptr), boot the UML guest with
-# run-guest.sh and run vgpu-info, vgpu-demo and the library tests
-# (vgpu-test) in it. Prints one TAP stream: the guest tests' own results
+# (userptr offered, and --no-userptr), boot the guest (UML, or the x86_64
+# guest under QEMU with --vmm qemu) with run-guest.sh and run vgpu-info,
+# vgpu-demo and the library tests (vgpu-test) in it. Prints one TAP stream: the guest tests' own results
 # (renumbered, prefixed with the mode) and one result per guest run (exit
 # status, no kernel or daemon findings).
 #
 #   tests/system/e2e.sh [--build DIR] [--quick] [--mem SIZE] [--mode userptr|copy]
+#                       [--vmm uml|qemu]
 #
 # --build: the meson build directory with the guest tools (default
 # build/meson, or $VGPU_BUILD). --quick: sizes up to 16 MiB only and a
@@ -22,6 +23,7 @@ set -u
 QUICK=0
 MEM=1280M
 MODES="userptr copy"
+VMM=uml
 
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -30,6 +32,9 @@ while [ $# -gt 0 ]; do
 	--mem) need_value "$1" "a size" $#; MEM=$2; shift 2 ;;
 	--mode) need_value "$1" "userptr or copy" $#
 		case $2 in userptr|copy) MODES=$2 ;; *) echo "$PROG: bad --mode '$2'" >&2; exit 2 ;; esac
+		shift 2 ;;
+	--vmm) need_value "$1" "uml or qemu" $#
+		case $2 in uml|qemu) VMM=$2 ;; *) echo "$PROG: bad --vmm '$2'" >&2; exit 2 ;; esac
 		shift 2 ;;
 	-h|--help) usage; exit 0 ;;
 	*) bad_arg "$1" ;;
@@ -56,9 +61,9 @@ show() {
 }
 
 # The runner itself: exit status passthrough, no findings on a plain run.
-"$RUN" --no-daemon --no-kmemleak --timeout 60 -- sh -c 'exit 7' >"$LOG/r" 2>&1
+"$RUN" --vmm "$VMM" --no-daemon --no-kmemleak --timeout 60 -- sh -c 'exit 7' >"$LOG/r" 2>&1
 rc=$?
-ok "$([ "$rc" = 7 ] && echo 0 || echo 1)" "run-guest.sh returns the guest command's exit status (7, got $rc)"
+ok "$([ "$rc" = 7 ] && echo 0 || echo 1)" "$VMM: run-guest.sh returns the guest command's exit status (7, got $rc)"
 [ "$rc" = 7 ] || show "$LOG/r"
 
 for mode in $MODES; do
@@ -71,18 +76,18 @@ for mode in $MODES; do
 	fi
 
 	# vgpu-info
-	"$RUN" "${flags[@]}" --timeout 120 -- "$INFO" >"$LOG/info" 2>&1
+	"$RUN" --vmm "$VMM" "${flags[@]}" --timeout 120 -- "$INFO" >"$LOG/info" 2>&1
 	rc=$?
-	ok "$rc" "$mode: vgpu-info in the guest (exit $rc)"
+	ok "$rc" "$VMM $mode: vgpu-info in the guest (exit $rc)"
 	grep -q "^$want_info" "$LOG/info"
 	r=$?
-	ok "$r" "$mode: vgpu-info says '$want_info'"
+	ok "$r" "$VMM $mode: vgpu-info says '$want_info'"
 	if [ "$rc" != 0 ] || [ "$r" != 0 ]; then show "$LOG/info"; fi
 
 	# vgpu-demo
-	"$RUN" "${flags[@]}" --mem "$MEM" --timeout 300 -- "$DEMO" --size "$DEMO_SIZE" --repeat 2 >"$LOG/demo" 2>&1
+	"$RUN" --vmm "$VMM" "${flags[@]}" --mem "$MEM" --timeout 300 -- "$DEMO" --size "$DEMO_SIZE" --repeat 2 >"$LOG/demo" 2>&1
 	rc=$?
-	ok "$rc" "$mode: vgpu-demo --size $DEMO_SIZE verified (exit $rc)"
+	ok "$rc" "$VMM $mode: vgpu-demo --size $DEMO_SIZE verified (exit $rc)"
 	if [ "$rc" = 0 ]; then
 		grep -E '^(size|path|userptr|fallback|copy|zero-copy|registered)' "$LOG/demo" | sed 's/^/# /'
 		if [ "$mode" = userptr ]; then
@@ -90,20 +95,39 @@ for mode in $MODES; do
 		else
 			grep -q '^fallback ' "$LOG/demo"
 		fi
-		ok $? "$mode: vgpu-demo took the $mode path"
+		ok $? "$VMM $mode: vgpu-demo took the $mode path"
 	else
 		show "$LOG/demo"
 	fi
 
 	# library tests: their TAP, renumbered
-	"$RUN" "${flags[@]}" --mem "$MEM" --timeout 600 --env "VGPU_TEST_MODE=$mode" \
+	"$RUN" --vmm "$VMM" "${flags[@]}" --mem "$MEM" --timeout 600 --env "VGPU_TEST_MODE=$mode" \
 		-- "$TEST" --max-size "$MAX_MB" >"$LOG/test" 2>&1
 	rc=$?
-	relay_tap "$mode" "$LOG/test" "vgpu-test ran to its plan"
-	ok "$rc" "$mode: vgpu-test run clean: exit status, kernel log, daemon (exit $rc)"
+	relay_tap "$VMM $mode" "$LOG/test" "vgpu-test ran to its plan"
+	ok "$rc" "$VMM $mode: vgpu-test run clean: exit status, kernel log, daemon (exit $rc)"
 	if [ "$rc" != 0 ]; then
 		grep -v -E '^(ok |not ok |# |1\.\.)' "$LOG/test" | sed 's/^/# /' | head -n 200
 	fi
 done
+
+# QEMU: a device reset from the guest (the virtio-pci driver unbound and
+# bound again: QEMU stops the rings with GET_VRING_BASE and starts them
+# anew), after which the device serves the library's tests again.
+if [ "$VMM" = qemu ]; then
+	"$RUN" --vmm qemu --mem "$MEM" --timeout 300 -- sh -c '
+		set -e
+		"$1" >/dev/null
+		dev=$(basename "$(readlink -f /sys/class/drm/renderD128/device)")
+		echo "$dev" >/sys/bus/pci/drivers/virtio-pci/unbind
+		! [ -e /dev/dri/renderD128 ]
+		echo "$dev" >/sys/bus/pci/drivers/virtio-pci/bind
+		for _ in $(seq 50); do [ -e /dev/dri/renderD128 ] && break; sleep 0.1; done
+		"$1" | grep "^userptr: yes"
+		"$2" --size 4M --repeat 1' sh "$INFO" "$DEMO" >"$LOG/reset" 2>&1
+	rc=$?
+	ok "$rc" "qemu: the device works again after a reset from the guest (unbind, bind) (exit $rc)"
+	[ "$rc" = 0 ] || show "$LOG/reset"
+fi
 
 tap_end

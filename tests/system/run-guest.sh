@@ -1,10 +1,13 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
 #
-# run-guest.sh - run one command inside the User-Mode Linux guest, attached
-# to a fresh virtgpu-hostd, and return the command's exit status.
+# run-guest.sh - run one command inside a guest of the series' kernel,
+# attached to a fresh virtgpu-hostd, and return the command's exit status.
+# The guest is User-Mode Linux (--vmm uml, the default) or an x86_64 guest
+# under QEMU (--vmm qemu); both see the host's root as their own (hostfs,
+# virtio-9p), so CMD is any host program, with its shared libraries.
 #
-#   tests/system/run-guest.sh [options] -- CMD [ARGS...]
+#   tests/system/run-guest.sh [--vmm uml|qemu] [options] -- CMD [ARGS...]
 #
 # See usage() below or docs/guest.md for the options. Every step is bounded
 # in time, and the daemon, the guest and the temporary directory are always
@@ -30,14 +33,28 @@ usage() {
 	cat <<EOF
 Usage: $SELF [OPTIONS] -- CMD [ARGS...]
 
-Boot the UML guest kernel with the host's root as its root (hostfs), attached
-over vhost-user to a fresh host daemon, run CMD in the guest (as root, in the
+Boot a guest kernel with the host's root as its root, attached over
+vhost-user to a fresh host daemon, run CMD in the guest (as root, in the
 caller's current directory), print its output and exit with its status.
 
+  --vmm uml    User-Mode Linux (build/uml/linux; the root over hostfs)
+  --vmm qemu   QEMU with the x86_64 guest kernel (build/x86, 47-bit user space,
+               transparent huge pages always on; the root over virtio-9p);
+               QEMU (qemu/build.sh, cached) and the kernel
+               (kernel/build-x86.sh) are built first when missing or stale.
+               KVM when /dev/kvm is usable, else TCG
+
 Options:
+  --vmm uml|qemu        the VMM (default uml)
+  --smp N               guest CPUs (qemu only; default 2)
+  --accel auto|kvm|tcg  QEMU's accelerator (qemu only; default auto: KVM when
+                        /dev/kvm is usable and QEMU has it, else TCG)
+  --qemu PATH           QEMU binary (qemu only; default: qemu/build.sh's)
+  --no-build            do not build QEMU or the x86_64 kernel (qemu only)
   --no-userptr          start the daemon with --no-userptr
   --timeout SECS        bound on the guest run, boot to poweroff (default 300)
-  --kernel PATH         UML kernel binary (default build/uml/linux)
+  --kernel PATH         kernel (default build/uml/linux, or
+                        build/x86/arch/x86/boot/bzImage with --vmm qemu)
   --mem SIZE            guest memory, e.g. 512M (default 512M)
   --append ARGS         extra kernel command-line arguments
   --daemon-args ARGS    extra daemon arguments (split on white space)
@@ -53,7 +70,8 @@ Options:
                         started, in the background (for fault injection); it
                         sees VGPU_RUN_DIR, VGPU_SOCK, VGPU_DAEMON_PID (empty
                         with --socket), VGPU_GUEST_PID (the 'timeout' in front
-                        of the kernel) and VGPU_UML_DIR (its pid file holds the
+                        of the kernel or QEMU), VGPU_VMM and, with UML,
+                        VGPU_UML_DIR (its pid file holds the
                         kernel's main pid, leader of the guest's processes:
                         kill -KILL -- -PID kills the guest); its output goes to the run directory's
                         hook.log, printed at the end; after the guest it
@@ -65,6 +83,12 @@ Options:
   --keep                keep the temporary directory (its path is printed)
   --verbose             show the kernel console and the daemon log in full
   -h, --help            this help
+
+UML's '--mem' is its physical memory; QEMU's is a shared memfd, the guest RAM
+that the daemon maps. Options that apply to one VMM only are refused with the
+other. What the guest needs from the host root (bash, coreutils, the program and
+its libraries) is read through hostfs or 9p, so the same command line works
+under both.
 
 Environment: VGPU_HOSTD overrides the daemon binary
 (default build/meson/host/virtgpu-hostd); TMPDIR where the run directory is made.
@@ -84,9 +108,14 @@ die_usage() {
 }
 
 # ---- options ---------------------------------------------------------------
+VMM=uml
+SMP=""
+ACCEL=""
+QEMU=""
+BUILD=1
 NO_USERPTR=0
 TIMEOUT=300
-KERNEL=$REPO_ROOT/build/uml/linux
+KERNEL=""
 MEM=512M
 APPEND=""
 DAEMON_ARGS=""
@@ -108,6 +137,15 @@ need_arg() {
 
 while [ $# -gt 0 ]; do
 	case $1 in
+	--vmm) need_arg "$1" $#; VMM=$2; shift 2 ;;
+	--vmm=*) VMM=${1#*=}; shift ;;
+	--smp) need_arg "$1" $#; SMP=$2; shift 2 ;;
+	--smp=*) SMP=${1#*=}; shift ;;
+	--accel) need_arg "$1" $#; ACCEL=$2; shift 2 ;;
+	--accel=*) ACCEL=${1#*=}; shift ;;
+	--qemu) need_arg "$1" $#; QEMU=$2; shift 2 ;;
+	--qemu=*) QEMU=${1#*=}; shift ;;
+	--no-build) BUILD=0; shift ;;
 	--no-userptr) NO_USERPTR=1; shift ;;
 	--timeout) need_arg "$1" $#; TIMEOUT=$2; shift 2 ;;
 	--timeout=*) TIMEOUT=${1#*=}; shift ;;
@@ -142,6 +180,19 @@ while [ $# -gt 0 ]; do
 done
 
 [ $# -ge 1 ] || die_usage "no command given (put it after --)"
+case $VMM in
+uml)
+	[ -z "$SMP" ] || die_usage "--smp applies to --vmm qemu only"
+	[ -z "$QEMU" ] || die_usage "--qemu applies to --vmm qemu only"
+	[ -z "$ACCEL" ] || die_usage "--accel applies to --vmm qemu only"
+	[ -n "$KERNEL" ] || KERNEL=$REPO_ROOT/build/uml/linux ;;
+qemu)
+	[ -n "$SMP" ] || SMP=2
+	case $SMP in ''|*[!0-9]*|0) die_usage "--smp wants a positive number, not '$SMP'" ;; esac
+	[ -n "$ACCEL" ] || ACCEL=auto
+	case $ACCEL in auto|kvm|tcg) ;; *) die_usage "--accel wants auto, kvm or tcg, not '$ACCEL'" ;; esac ;;
+*) die_usage "--vmm wants uml or qemu, not '$VMM'" ;;
+esac
 case $TIMEOUT in ''|*[!0-9]*|0) die_usage "--timeout wants a positive number of seconds, not '$TIMEOUT'" ;; esac
 case $KMEMLEAK_DELAY in ''|*[!0-9]*) die_usage "--kmemleak-delay wants a number of seconds, not '$KMEMLEAK_DELAY'" ;; esac
 case $MEM in ''|*[!0-9KMGkmg]*|[!0-9]*) die_usage "--mem wants a size such as 512M, not '$MEM'" ;; esac
@@ -164,10 +215,34 @@ fi
 abspath() {
 	case $1 in /*) printf '%s\n' "$1" ;; *) printf '%s\n' "$PWD/$1" ;; esac
 }
-KERNEL=$(abspath "$KERNEL")
 HOSTD=$(abspath "$HOSTD")
 
-if [ ! -x "$KERNEL" ]; then
+if [ "$VMM" = qemu ]; then
+	# Build what is missing or stale first (both are no-ops when current).
+	if [ "$BUILD" = 1 ] && [ -z "$QEMU" ]; then
+		QEMU=$("$REPO_ROOT/qemu/build.sh") || { echo "$SELF: building QEMU failed" >&2; exit 125; }
+	elif [ -z "$QEMU" ]; then
+		QEMU=$("$REPO_ROOT/qemu/build.sh" --print)
+	fi
+	if [ -z "$KERNEL" ]; then
+		KERNEL=$REPO_ROOT/build/x86/arch/x86/boot/bzImage
+		if [ "$BUILD" = 1 ]; then
+			"$REPO_ROOT/kernel/build-x86.sh" --if-stale >&2 ||
+				{ echo "$SELF: building the x86_64 kernel failed" >&2; exit 125; }
+		fi
+	fi
+	QEMU=$(abspath "$QEMU")
+	if [ ! -x "$QEMU" ]; then
+		echo "$SELF: QEMU '$QEMU' not found or not executable (run qemu/build.sh, or pass --qemu)" >&2
+		exit 125
+	fi
+	if [ ! -r "$KERNEL" ]; then
+		echo "$SELF: kernel '$KERNEL' not found (run kernel/build-x86.sh, or pass --kernel)" >&2
+		exit 125
+	fi
+fi
+KERNEL=$(abspath "$KERNEL")
+if [ "$VMM" = uml ] && [ ! -x "$KERNEL" ]; then
 	echo "$SELF: UML kernel '$KERNEL' not found or not executable (build it first, or pass --kernel)" >&2
 	exit 125
 fi
@@ -318,7 +393,7 @@ INIT=$RUN_DIR/init.sh
 	printf 'CWD=%q\n' "$PWD"
 	printf 'WAIT_DRI=%d\nGUEST_TMPFS=%d\nKMEMLEAK=%d\nKMEMLEAK_DELAY=%d\n' \
 		"$WAIT_DRI" "$GUEST_TMPFS" "$KMEMLEAK" "$KMEMLEAK_DELAY"
-	printf 'START_MARK=%q\nEND_MARK=%q\n' "$START_MARK" "$END_MARK"
+	printf 'START_MARK=%q\nEND_MARK=%q\nVMM=%q\n' "$START_MARK" "$END_MARK" "$VMM"
 	for e in "${ENVS[@]+"${ENVS[@]}"}"; do
 		printf 'export %s=%q\n' "${e%%=*}" "${e#*=}"
 	done
@@ -327,14 +402,33 @@ INIT=$RUN_DIR/init.sh
 exec 7>"$RUN_DIR/status" 8>"$RUN_DIR/dmesg.txt" 9>"$RUN_DIR/kmemleak.txt"
 finish() {
 	sync
-	poweroff -f >/dev/null 2>&1
-	echo o >/proc/sysrq-trigger 2>/dev/null
+	if [ "$VMM" = qemu ]; then
+		# No ACPI: a reboot ends QEMU (-no-reboot), a power-off only halts.
+		# Only ever through the guest's own procfs (its command line
+		# names this script).
+		grep -qF "init=$0" /proc/cmdline 2>/dev/null &&
+			echo b >/proc/sysrq-trigger 2>/dev/null
+		exit 1
+	else
+		poweroff -f >/dev/null 2>&1
+		echo o >/proc/sysrq-trigger 2>/dev/null
+	fi
 	sleep 30
 }
-mountpoint -q /proc || mount -t proc proc /proc
-mountpoint -q /sys || mount -t sysfs sysfs /sys
-mountpoint -q /sys/kernel/debug || mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
-mountpoint -q /dev || mount -t devtmpfs devtmpfs /dev
+if [ "$VMM" = qemu ]; then
+	# The root is the host's over 9p, without the host's /proc, /sys and
+	# /dev (the runner exports a copy of the mount tree without them):
+	# the kernel mounted devtmpfs, the rest is mounted here.
+	mount -t proc proc /proc || exit 1
+	mount -t sysfs sysfs /sys || exit 1
+	mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+	mountpoint -q /dev || mount -t devtmpfs devtmpfs /dev || exit 1
+else
+	mountpoint -q /proc || mount -t proc proc /proc
+	mountpoint -q /sys || mount -t sysfs sysfs /sys
+	mountpoint -q /sys/kernel/debug || mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+	mountpoint -q /dev || mount -t devtmpfs devtmpfs /dev
+fi
 if [ "$GUEST_TMPFS" = 1 ]; then
 	# On a directory of the run's own, not over /tmp: the caller's
 	# directory (and everything CMD writes back) may well be under /tmp.
@@ -380,22 +474,98 @@ EOF
 chmod 755 "$INIT"
 
 # ---- guest -----------------------------------------------------------------
-kargs=("mem=$MEM" root=/dev/root rootfstype=hostfs rootflags=/ rw
-	"init=$INIT" con=null "con0=fd:0,fd:1" "uml_dir=$RUN_DIR/uml" "umid=vgpu$$")
-[ "$USE_DAEMON" = 1 ] && kargs+=("virtio_uml.device=$SOCK:16")
+# Whether KVM boots this kernel: /dev/kvm can exist and still not run a guest
+# (nested virtualisation with a partial CPU model). A probe boots the kernel
+# with no root to its panic, bounded (15 s); the answer is kept for this host
+# boot, this QEMU and this kernel.
+kvm_works() {
+	local cache key verdict=no
+	[ -r /dev/kvm ] && [ -w /dev/kvm ] || return 1
+	"$QEMU" -accel help 2>/dev/null | grep -qx kvm || return 1
+	cache=${VGPU_CACHE:-/var/cache/virtgpu-userptr}
+	key=$( { cat /proc/sys/kernel/random/boot_id; echo "$QEMU"; stat -c %Y-%s "$QEMU" "$KERNEL"; } |
+		sha256sum | cut -c1-16)
+	if [ -r "$cache/kvm-probe-$key" ]; then
+		[ "$(cat "$cache/kvm-probe-$key")" = yes ]
+		return
+	fi
+	if timeout -k 2 15 "$QEMU" -machine pc -accel kvm -m 256M -nodefaults -display none \
+		-no-reboot -monitor none -serial "file:$RUN_DIR/kvm-probe.log" \
+		-L /usr/share/seabios -L /usr/share/qemu -kernel "$KERNEL" \
+		-append "console=ttyS0 panic=-1 root=/dev/vgpu-none" >/dev/null 2>&1 &&
+		grep -q 'Kernel panic' "$RUN_DIR/kvm-probe.log"; then
+		verdict=yes
+	fi
+	mkdir -p "$cache" 2>/dev/null && echo "$verdict" >"$cache/kvm-probe-$key" 2>/dev/null
+	[ "$verdict" = no ] && echo "$SELF: /dev/kvm does not boot this kernel here; using TCG" >&2
+	[ "$verdict" = yes ]
+}
+
+CONSOLE=$RUN_DIR/console.log
+: >"$CONSOLE"
+if [ "$VMM" = uml ]; then
+	kargs=("mem=$MEM" root=/dev/root rootfstype=hostfs rootflags=/ rw
+		"init=$INIT" con=null "con0=fd:0,fd:1" "uml_dir=$RUN_DIR/uml" "umid=vgpu$$")
+	[ "$USE_DAEMON" = 1 ] && kargs+=("virtio_uml.device=$SOCK:16")
+else
+	# The host's root over virtio-9p is the guest's root, as hostfs is UML's.
+	kargs=(console=ttyS0 root=vgpuroot rootfstype=9p
+		rootflags=trans=virtio,version=9p2000.L,msize=262144,cache=mmap rw
+		"init=$INIT" panic=-1)
+fi
 [ "$VERBOSE" = 1 ] || kargs+=(quiet)
 # shellcheck disable=SC2206 # --append is split on white space on purpose
 kargs+=($APPEND)
-mkdir -p "$RUN_DIR/uml"
-UML_DIR=$RUN_DIR/uml/vgpu$$
-CONSOLE=$RUN_DIR/console.log
-# UML keeps guest RAM in an unlinked file under TMPDIR: tmpfs is fastest.
-UML_TMP=$RUN_DIR
-[ -d /dev/shm ] && [ -w /dev/shm ] && UML_TMP=/dev/shm
-: >"$CONSOLE"
 
 start_s=$(date +%s)
-TMPDIR=$UML_TMP setsid timeout -k 5 "$TIMEOUT" "$KERNEL" "${kargs[@]}" </dev/null >"$CONSOLE" 2>&1 &
+if [ "$VMM" = uml ]; then
+	mkdir -p "$RUN_DIR/uml"
+	UML_DIR=$RUN_DIR/uml/vgpu$$
+	# UML keeps guest RAM in an unlinked file under TMPDIR: tmpfs is fastest.
+	UML_TMP=$RUN_DIR
+	[ -d /dev/shm ] && [ -w /dev/shm ] && UML_TMP=/dev/shm
+	TMPDIR=$UML_TMP setsid timeout -k 5 "$TIMEOUT" "$KERNEL" "${kargs[@]}" </dev/null >"$CONSOLE" 2>&1 &
+else
+	if [ "$ACCEL" = auto ]; then
+		ACCEL=tcg
+		kvm_works && ACCEL=kvm
+	fi
+	if [ "$ACCEL" = kvm ]; then
+		accel=(-accel kvm)
+	else
+		accel=(-accel tcg,thread=multi)
+	fi
+	# Guest RAM is a shared memfd: the daemon maps it (vhost-user).
+	qargs=(-machine pc,memory-backend=ram "${accel[@]}" -smp "$SMP" -m "$MEM"
+		-object "memory-backend-memfd,id=ram,size=$MEM,share=on"
+		-nodefaults -display none -no-reboot -monitor none
+		-serial "file:$CONSOLE"
+		-L /usr/share/seabios -L /usr/share/qemu
+		-fsdev "local,id=root,path=$RUN_DIR/root,security_model=none,multidevs=remap"
+		-device virtio-9p-pci,fsdev=root,mount_tag=vgpuroot
+		-kernel "$KERNEL" -append "${kargs[*]}")
+	if [ "$USE_DAEMON" = 1 ]; then
+		# The generic vhost-user device: virtio id 16 (GPU), two queues, and
+		# the config space of struct virtio_gpu_config (16 bytes).
+		qargs+=(-chardev "socket,id=vgpu,path=$SOCK"
+			-device vhost-user-device-pci,chardev=vgpu,virtio-id=16,num_vqs=2,vq_size=256,config_size=16)
+	fi
+	# The guest's root: the host's mount tree, copied in a mount namespace
+	# of QEMU's own, less /proc, /sys and /dev. The guest must never reach
+	# the host's pseudo-files (a write to /proc/sysrq-trigger over 9p would
+	# be the host's).
+	mkdir "$RUN_DIR/root"
+	if [ "$VERBOSE" = 1 ]; then
+		echo "$SELF: $QEMU ${qargs[*]}" >&2
+	fi
+	setsid timeout -k 5 "$TIMEOUT" unshare --mount --propagation private -- sh -c '
+		root=$1; shift
+		mount --rbind / "$root" || exit 125
+		for d in proc sys dev; do
+			umount -R -l "$root/$d" || exit 125
+		done
+		exec "$@"' sh "$RUN_DIR/root" "$QEMU" "${qargs[@]}" </dev/null >"$RUN_DIR/qemu.log" 2>&1 &
+fi
 GUEST_PID=$!
 
 # Stream the console while the guest runs: everything with --verbose, else
@@ -411,7 +581,7 @@ TAIL_PID=$!
 
 if [ -n "$HOOK" ]; then
 	VGPU_RUN_DIR=$RUN_DIR VGPU_SOCK=$SOCK VGPU_DAEMON_PID=$DAEMON_PID VGPU_GUEST_PID=$GUEST_PID \
-		VGPU_UML_DIR=$UML_DIR \
+		VGPU_UML_DIR=$UML_DIR VGPU_VMM=$VMM \
 		setsid bash -c "$HOOK" </dev/null >"$RUN_DIR/hook.log" 2>&1 &
 	HOOK_PID=$!
 fi
@@ -446,6 +616,11 @@ if [ "$VERBOSE" = 0 ] && ! grep -qF "$START_MARK" "$CONSOLE"; then
 	echo "----- guest console -----" >&2
 	cat "$CONSOLE" >&2
 	echo "----- end of guest console -----" >&2
+fi
+if [ -s "$RUN_DIR/qemu.log" ] && { [ "$final" != 0 ] || [ "$VERBOSE" = 1 ]; }; then
+	echo "----- QEMU ($QEMU) -----" >&2
+	cat "$RUN_DIR/qemu.log" >&2
+	echo "----- end of QEMU's output -----" >&2
 fi
 
 # Kernel problems: the guest's dmesg when it got that far, else its console.
