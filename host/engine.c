@@ -158,6 +158,13 @@ static uint32_t validate_sgemm(const struct guest_mem *gm, engine_lookup_fn look
 	const struct gpu_resource *src;
 	uint32_t rc;
 
+	/* A stride of 0 means packed rows. */
+	if (!lda)
+		lda = k;
+	if (!ldb)
+		ldb = n;
+	if (!ldc)
+		ldc = n;
 	if (!m || !n || !k || m > VGPU_COMPUTE_MAX_GEMM_DIM || n > VGPU_COMPUTE_MAX_GEMM_DIM ||
 	    k > VGPU_COMPUTE_MAX_GEMM_DIM || lda < k || ldb < n || ldc < n)
 		return VGPU_COMPUTE_E_MALFORMED;

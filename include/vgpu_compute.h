@@ -83,8 +83,9 @@ enum vgpu_compute_opcode {
 	 *   B (K x N, row stride ldb) at src[b_off, ...) (A and B share src_res),
 	 * with b_off = len, M = arg0 & 0xffffffff, N = arg0 >> 32,
 	 * K = arg1 & 0xffffffff, lda = arg1 >> 32, ldb = arg2 & 0xffffffff,
-	 * ldc = arg2 >> 32. Offsets % 4 == 0; 1 <= M, N, K <= max_gemm_dim;
-	 * lda >= K, ldb >= N, ldc >= N; C may not overlap A or B. */
+	 * ldc = arg2 >> 32; a stride of 0 means packed (lda = K, ldb = ldc = N).
+	 * Offsets % 4 == 0; 1 <= M, N, K <= max_gemm_dim; lda >= K, ldb >= N,
+	 * ldc >= N; C may not overlap A or B. */
 	VGPU_OP_SGEMM = 6,
 	/* Version 2. Sum of the f32 values of src[src_off, +len), accumulated
 	 * in f64 in an order the device chooses (in parallel), written as a

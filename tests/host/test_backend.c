@@ -293,6 +293,21 @@ static void test_sgemm(void **state)
 	check_sgemm(64, 96, 80, 80, 96, 96);
 }
 
+/* Strides of 0 mean packed rows. */
+static void test_sgemm_packed(void **state)
+{
+	float a[6] = { 1, 2, 3, 4, 5, 6 }, b[6] = { 7, 8, 9, 10, 11, 12 }, c[4];
+	const float want[4] = { 58, 64, 139, 154 };
+	struct vgpu_compute_op op = sgemm_op(3, 0, 1, 0, 64, 2, 2, 3, 0, 0, 0);
+
+	(void)state;
+	res_io(&A, 0, a, sizeof(a), 1);
+	res_io(&A, 64, b, sizeof(b), 1);
+	assert_int_equal(cmd_submit(&F, 1, 0, 0, &op, 1), VIRTIO_GPU_RESP_OK_NODATA);
+	res_io(&C, 0, c, sizeof(c), 0);
+	assert_memory_equal(c, want, sizeof(c));   /* small integers: exact */
+}
+
 static void test_sgemm_invalid(void **state)
 {
 	struct vgpu_compute_op op;
@@ -468,6 +483,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_saxpy_sum),
 		cmocka_unit_test(test_reduce),
 		cmocka_unit_test(test_sgemm),
+		cmocka_unit_test(test_sgemm_packed),
 		cmocka_unit_test(test_sgemm_invalid),
 		cmocka_unit_test(test_no_window),
 		cmocka_unit_test(test_zero_copy),
