@@ -15,6 +15,12 @@
 
 static atomic_uint_fast64_t budget;        /* 0: not set yet */
 static atomic_uint_fast64_t maps_in_use;
+static atomic_uint_fast64_t span_in_use;    /* address space reserved */
+
+/* Entries may alias: many resources over the same guest pages would
+ * reserve address space without bound. All windows together stay within
+ * 1 TiB (x86-64 user space is 128 TiB). */
+#define WIN_SPAN_LIMIT (1ull << 40)
 
 static uint64_t page_size(void)
 {
@@ -54,21 +60,32 @@ uint64_t win_maps_in_use(void)
 	return atomic_load(&maps_in_use);
 }
 
-static bool budget_take(uint64_t n)
+static bool take(atomic_uint_fast64_t *ctr, uint64_t limit, uint64_t n)
 {
-	uint64_t b = win_budget();
-	uint_fast64_t cur = atomic_load(&maps_in_use);
+	uint_fast64_t cur = atomic_load(ctr);
 
 	do {
-		if (n > b || cur > b - n)
+		if (n > limit || cur > limit - n)
 			return false;
-	} while (!atomic_compare_exchange_weak(&maps_in_use, &cur, cur + n));
+	} while (!atomic_compare_exchange_weak(ctr, &cur, cur + n));
 	return true;
 }
 
-static void budget_put(uint64_t n)
+static bool budget_take(uint64_t n, uint64_t span)
+{
+	if (!take(&maps_in_use, win_budget(), n))
+		return false;
+	if (!take(&span_in_use, WIN_SPAN_LIMIT, span)) {
+		atomic_fetch_sub(&maps_in_use, n);
+		return false;
+	}
+	return true;
+}
+
+static void budget_put(uint64_t n, uint64_t span)
 {
 	atomic_fetch_sub(&maps_in_use, n);
+	atomic_fetch_sub(&span_in_use, span);
 }
 
 const char *win_reason_name(uint32_t r)
@@ -85,7 +102,7 @@ static void win_unmap(struct res_window *w)
 	if (!w->base)
 		return;
 	munmap(w->base, w->span);
-	budget_put(w->nmaps);
+	budget_put(w->nmaps, w->span);
 	STAT_SUB(win_live, 1);
 	STAT_SUB(win_maps, w->nmaps);
 	STAT_SUB(win_bytes, w->size);
@@ -148,13 +165,13 @@ static void win_map(struct res_window *w, const struct guest_mem *gm)
 	if (w->reason)
 		goto out;
 	span = ((w->size + pg - 1) & ~(pg - 1)) + pg;  /* a guard page after */
-	if (!budget_take(runs + 1)) {
+	if (!budget_take(runs + 1, span)) {
 		w->reason = WIN_BUDGET;
 		goto out;
 	}
 	base = mmap(NULL, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (base == MAP_FAILED) {
-		budget_put(runs + 1);
+		budget_put(runs + 1, span);
 		w->reason = WIN_MAPFAIL;
 		goto out;
 	}
@@ -181,7 +198,7 @@ static void win_map(struct res_window *w, const struct guest_mem *gm)
 		if (mmap(base + at, run_len, prot, MAP_SHARED | MAP_FIXED, fd,
 			 (off_t)off) == MAP_FAILED) {
 			munmap(base, span);
-			budget_put(runs + 1);
+			budget_put(runs + 1, span);
 			w->reason = WIN_MAPFAIL;
 			goto out;
 		}

@@ -36,7 +36,7 @@ struct res_entry;
 /* Why a resource has no window (index of hostd_stats.win_fallback). */
 enum win_reason {
 	WIN_OK = 0,
-	WIN_BUDGET,      /* the mapping budget is spent */
+	WIN_BUDGET,      /* the mapping budget (or the 1 TiB of address space) is spent */
 	WIN_UNALIGNED,   /* an entry's file offset or length is not page aligned */
 	WIN_NOFILE,      /* guest memory without a file (or the entry left it) */
 	WIN_SHRUNK,      /* the (unsealed) file is now shorter than the entry */

@@ -371,6 +371,35 @@ static void test_no_window(void **state)
 	assert_int_equal(cmd_res(&F, VIRTIO_GPU_CMD_RESOURCE_UNREF, 9), VIRTIO_GPU_RESP_OK_NODATA);
 }
 
+/* The mapping budget spent: a new resource has no window; the OpenCL
+ * backend refuses ops on it with E_NOWINDOW, the CPU computes. */
+static void test_budget_spent(void **state)
+{
+	uint64_t old = win_budget(), fb0 = STAT_GET(win_fallback[WIN_BUDGET]);
+	struct vgpu_compute_op op = mkop(VGPU_OP_FILL, 10, 0, 0, 0, PG, 0x55555555);
+	struct res X;
+	uint8_t b[PG];
+
+	(void)state;
+	win_set_budget(win_maps_in_use());
+	res_make(&X, 10, 2, 0);
+	win_set_budget(old);
+	assert_int_equal(STAT_GET(win_fallback[WIN_BUDGET]), fb0 + 1);
+	memset(b, 0, sizeof(b));
+	res_io(&X, 0, b, sizeof(b), 1);
+	if (backend == VGPU_BACKEND_OPENCL) {
+		assert_int_not_equal(cmd_submit(&F, 1, 5, 0, &op, 1), VIRTIO_GPU_RESP_OK_NODATA);
+		assert_int_equal(status().result, VGPU_COMPUTE_E_NOWINDOW);
+		res_io(&X, 0, b, sizeof(b), 0);
+		assert_int_equal(b[0], 0);
+	} else {
+		assert_int_equal(cmd_submit(&F, 1, 5, 0, &op, 1), VIRTIO_GPU_RESP_OK_NODATA);
+		res_io(&X, 0, b, sizeof(b), 0);
+		assert_int_equal(b[0], 0x55);
+	}
+	assert_int_equal(cmd_res(&F, VIRTIO_GPU_CMD_RESOURCE_UNREF, 10), VIRTIO_GPU_RESP_OK_NODATA);
+}
+
 /* The zero-copy proofs (OpenCL): the runtime's map of what a kernel wrote
  * is the window; a kernel's write is what the guest reads; a guest write
  * is what the next kernel reads; nothing was copied. */
@@ -486,6 +515,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_sgemm_packed),
 		cmocka_unit_test(test_sgemm_invalid),
 		cmocka_unit_test(test_no_window),
+		cmocka_unit_test(test_budget_spent),
 		cmocka_unit_test(test_zero_copy),
 #ifdef HOSTD_OPENCL
 		cmocka_unit_test(test_cl_map_is_window),

@@ -433,6 +433,58 @@ static void test_device_budget_fallback(void **state)
 	fe_stop(&F);
 }
 
+/*
+ * A guest that sends as many fragmented resources as it likes (aliasing
+ * the same pages too) never takes the daemon past its mapping budget:
+ * the resources beyond it work without a window, and freeing them gives
+ * the mappings back.
+ */
+static void test_device_hostile_budget(void **state)
+{
+	struct virtio_gpu_mem_entry e[8];
+	uint64_t old = win_budget(), base, fb0;
+	uint32_t ok = 0;
+
+	(void)state;
+	fe_start(&F, NULL);
+	base = win_maps_in_use();
+	win_set_budget(base + 40);
+	fb0 = STAT_GET(win_fallback[WIN_BUDGET]);
+	assert_int_equal(cmd_ctx_create(&F, 1, VGPU_COMPUTE_CAPSET_ID), VIRTIO_GPU_RESP_OK_NODATA);
+	for (int i = 0; i < 8; i++) {
+		e[7 - i].addr = fe_alloc(&F, 1, 2 * PG, 0);
+		e[7 - i].length = PG;
+		e[7 - i].padding = 0;
+	}
+	/* 64 resources over the same 8 scattered pages: 9 mappings each. */
+	for (uint32_t id = 1; id <= 64; id++) {
+		uint64_t live = STAT_GET(win_live);
+
+		assert_int_equal(cmd_blob(&F, 1, id, VIRTIO_GPU_BLOB_MEM_HOST3D_GUEST, 0, 8 * PG,
+					  e, 8), VIRTIO_GPU_RESP_OK_NODATA);
+		ok += STAT_GET(win_live) > live;
+		assert_true(win_maps_in_use() <= win_budget());
+	}
+	assert_int_equal(ok, 4);                 /* 4 * 9 <= 40 < 5 * 9 */
+	assert_int_equal(STAT_GET(win_fallback[WIN_BUDGET]), fb0 + 60);
+	/* A resource past the budget still computes (entry by entry). */
+	assert_int_equal(cmd_attach(&F, 1, 64), VIRTIO_GPU_RESP_OK_NODATA);
+	{
+		struct vgpu_compute_op op = mkop(VGPU_OP_FILL, 64, 100, 0, 0, 2 * PG, 0x11223344);
+		uint8_t *p = fe_ptr(&F, e[0].addr);
+
+		assert_int_equal(cmd_submit(&F, 1, 0, 0, &op, 1), VIRTIO_GPU_RESP_OK_NODATA);
+		assert_int_equal(p[100], 0x44);
+		assert_int_equal(p[103], 0x11);
+	}
+	for (uint32_t id = 1; id <= 64; id++)
+		assert_int_equal(cmd_res(&F, VIRTIO_GPU_CMD_RESOURCE_UNREF, id),
+				 VIRTIO_GPU_RESP_OK_NODATA);
+	assert_int_equal(win_maps_in_use(), base);
+	win_set_budget(old);
+	fe_stop(&F);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -446,6 +498,7 @@ int main(void)
 		cmocka_unit_test(test_sealed),
 		cmocka_unit_test(test_device_lifecycle),
 		cmocka_unit_test(test_device_budget_fallback),
+		cmocka_unit_test(test_device_hostile_budget),
 	};
 
 	cmocka_set_message_output(CM_OUTPUT_TAP);
