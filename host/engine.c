@@ -51,6 +51,11 @@ void engine_free(struct engine *e)
 	free(e);
 }
 
+struct engine_backend *engine_get_backend(struct engine *e)
+{
+	return e->be;
+}
+
 uint32_t engine_backend_id(const struct engine *e)
 {
 	return e->be->id;

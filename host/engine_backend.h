@@ -41,9 +41,16 @@ struct engine_backend {
 	void (*destroy)(struct engine_backend *b);
 };
 
+struct engine;
+/* The backend an engine runs (benchmarks call it directly). */
+struct engine_backend *engine_get_backend(struct engine *e);
+
 struct engine_backend *engine_cpu_new(unsigned nthreads);
 /* NULL when no OpenCL device can be used (the reason is logged). Only
  * in builds with HOSTD_OPENCL. */
 struct engine_backend *engine_opencl_new(void);
+/* Benchmark only: op through runtime-owned buffers, written in from and
+ * read back into the windows (the copy path of a VMM without userptr). */
+uint32_t engine_opencl_run_copied(struct engine_backend *b, const struct vop *op);
 
 #endif

@@ -199,22 +199,26 @@ static cl_int launch(struct cl_backend *cb, cl_kernel k, cl_uint dims, const siz
 	return clEnqueueNDRangeKernel(cb->q, k, dims, NULL, gws, NULL, 0, NULL, NULL);
 }
 
-static cl_int run_locked(struct cl_backend *cb, const struct vop *op)
+/* Bytes of dst an op writes, from dst_off. */
+static uint64_t written_len(const struct vop *op)
+{
+	switch (op->opcode) {
+	case VGPU_OP_CHECKSUM:
+	case VGPU_OP_SUM_F32:
+	case VGPU_OP_REDUCE_F32:
+		return 8;
+	default:
+		return op->len;   /* SGEMM: the span of C (set by validation) */
+	}
+}
+
+/* Launch op's kernel(s) on buffers d and s and wait for them. */
+static cl_int launch_op(struct cl_backend *cb, const struct vop *op, cl_mem d, cl_mem s)
 {
 	cl_int err = CL_SUCCESS;
-	cl_mem d = NULL, s = NULL;
 	cl_ulong doff = op->dst_off, soff = op->src_off, n = op->len;
-	uint64_t wlen = op->len;
 	size_t gws[2];
 
-	d = wrap(cb, op->dst, &err);
-	if (!d)
-		goto out;
-	if (op->src) {
-		s = op->src == op->dst ? (clRetainMemObject(d), d) : wrap(cb, op->src, &err);
-		if (!s)
-			goto out;
-	}
 	switch (op->opcode) {
 	case VGPU_OP_COPY:
 		SETARG(cb->k[K_COPY], 0, d); SETARG(cb->k[K_COPY], 1, doff);
@@ -256,7 +260,6 @@ static cl_int run_locked(struct cl_backend *cb, const struct vop *op)
 		gws[0] = 1;
 		if (!err)
 			err = launch(cb, cb->k[K_XXH64], 1, gws);
-		wlen = 8;
 		break;
 	}
 	case VGPU_OP_SUM_F32:
@@ -266,7 +269,6 @@ static cl_int run_locked(struct cl_backend *cb, const struct vop *op)
 		gws[0] = 1;
 		if (!err)
 			err = launch(cb, cb->k[K_SUM], 1, gws);
-		wlen = 8;
 		break;
 	case VGPU_OP_REDUCE_F32: {
 		/* Slices of whole f32 elements, one a work-item. */
@@ -286,7 +288,6 @@ static cl_int run_locked(struct cl_backend *cb, const struct vop *op)
 		gws[0] = 1;
 		if (!err)
 			err = launch(cb, cb->k[K_RFINAL], 1, gws);
-		wlen = 8;
 		break;
 	}
 	case VGPU_OP_SGEMM: {
@@ -302,7 +303,6 @@ static cl_int run_locked(struct cl_backend *cb, const struct vop *op)
 		gws[1] = m;
 		if (!err)
 			err = launch(cb, kk, 2, gws);
-		wlen = op->len;
 		break;
 	}
 	default:
@@ -310,6 +310,25 @@ static cl_int run_locked(struct cl_backend *cb, const struct vop *op)
 	}
 	if (err == CL_SUCCESS)
 		err = clFinish(cb->q);
+	return err;
+}
+
+/* The zero-copy path: buffers over the windows. */
+static cl_int run_locked(struct cl_backend *cb, const struct vop *op)
+{
+	cl_int err = CL_SUCCESS;
+	cl_mem d = NULL, s = NULL;
+	uint64_t wlen = written_len(op);
+
+	d = wrap(cb, op->dst, &err);
+	if (!d)
+		goto out;
+	if (op->src) {
+		s = op->src == op->dst ? (clRetainMemObject(d), d) : wrap(cb, op->src, &err);
+		if (!s)
+			goto out;
+	}
+	err = launch_op(cb, op, d, s);
 	if (err == CL_SUCCESS && wlen)
 		err = sync_written(cb, d, op->dst, op->dst_off, wlen);
 out:
@@ -318,6 +337,55 @@ out:
 	if (d)
 		clReleaseMemObject(d);
 	return err;
+}
+
+/*
+ * For the benchmark only: the path a VMM without userptr takes. The
+ * runtime allocates its own buffers; the inputs are written in from the
+ * windows (clEnqueueWriteBuffer), the op runs, and what it wrote is read
+ * back (clEnqueueReadBuffer). Not counted in cl_copied_bytes, which is
+ * about the zero-copy path.
+ */
+uint32_t engine_opencl_run_copied(struct engine_backend *b, const struct vop *op)
+{
+	struct cl_backend *cb = (struct cl_backend *)b;
+	cl_int err = CL_SUCCESS;
+	cl_mem d = NULL, s = NULL;
+	uint64_t wlen = written_len(op);
+	uint8_t *dw = res_window_base(op->dst), *sw = op->src ? res_window_base(op->src) : NULL;
+
+	if (!dw || (op->src && !sw))
+		return VGPU_COMPUTE_E_NOWINDOW;
+	pthread_mutex_lock(&cb->lock);
+	d = clCreateBuffer(cb->ctx, CL_MEM_READ_WRITE, (size_t)op->dst->size, NULL, &err);
+	if (d && op->src)
+		s = op->src == op->dst ? (clRetainMemObject(d), d)
+				       : clCreateBuffer(cb->ctx, CL_MEM_READ_WRITE,
+							(size_t)op->src->size, NULL, &err);
+	if (d && (!op->src || s)) {
+		/* In: the source range, and the destination when the op reads it. */
+		if (op->src && op->src != op->dst) {
+			uint64_t off = op->opcode == VGPU_OP_SGEMM ? 0 : op->src_off;
+			uint64_t len = op->opcode == VGPU_OP_SGEMM ? op->src->size : op->len;
+
+			err = clEnqueueWriteBuffer(cb->q, s, CL_FALSE, (size_t)off, (size_t)len,
+						   sw + off, 0, NULL, NULL);
+		}
+		if (err == CL_SUCCESS && (op->opcode == VGPU_OP_SAXPY || op->src == op->dst))
+			err = clEnqueueWriteBuffer(cb->q, d, CL_FALSE, 0, (size_t)op->dst->size, dw,
+						   0, NULL, NULL);
+		if (err == CL_SUCCESS)
+			err = launch_op(cb, op, d, s);
+		if (err == CL_SUCCESS && wlen)
+			err = clEnqueueReadBuffer(cb->q, d, CL_TRUE, (size_t)op->dst_off, (size_t)wlen,
+						  dw + op->dst_off, 0, NULL, NULL);
+	}
+	if (s)
+		clReleaseMemObject(s);
+	if (d)
+		clReleaseMemObject(d);
+	pthread_mutex_unlock(&cb->lock);
+	return err == CL_SUCCESS ? VGPU_COMPUTE_OK : VGPU_COMPUTE_E_DEVICE;
 }
 
 static uint32_t cl_run(struct engine_backend *b, const struct guest_mem *gm, const struct vop *op)
