@@ -28,6 +28,8 @@ struct engine *engine_new_backend(unsigned nthreads, uint32_t backend)
 	if (backend == VGPU_BACKEND_OPENCL) {
 #ifdef HOSTD_OPENCL
 		e->be = engine_opencl_new();
+		if (e->be)
+			win_set_enabled(true);   /* the backend works only on windows */
 #else
 		hlog("built without OpenCL (meson -Dopencl=disabled)");
 #endif

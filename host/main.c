@@ -247,9 +247,9 @@ int main(int argc, char **argv)
 		engine_free(eng);
 		return 1;
 	}
-	hlog("listening on %s (userptr %s, %u threads, backend %s, window budget %llu mappings)",
+	hlog("listening on %s (userptr %s, %u threads, backend %s, zero-copy windows %s, budget %llu mappings)",
 	     path, opt.userptr ? "offered" : "not offered", threads, engine_backend_name(eng),
-	     (unsigned long long)win_budget());
+	     win_enabled() ? "on" : "off", (unsigned long long)win_budget());
 
 	while (running) {
 		struct pollfd p[2] = { { lfd, POLLIN, 0 }, { sfd, POLLIN, 0 } };

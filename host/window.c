@@ -13,6 +13,7 @@
 #include "resource.h"
 #include "stats.h"
 
+static atomic_bool enabled;
 static atomic_uint_fast64_t budget;        /* 0: not set yet */
 static atomic_uint_fast64_t maps_in_use;
 static atomic_uint_fast64_t span_in_use;    /* address space reserved */
@@ -27,6 +28,16 @@ static uint64_t page_size(void)
 	long pg = sysconf(_SC_PAGESIZE);
 
 	return pg > 0 ? (uint64_t)pg : 4096u;
+}
+
+void win_set_enabled(bool on)
+{
+	atomic_store(&enabled, on);
+}
+
+bool win_enabled(void)
+{
+	return atomic_load(&enabled);
 }
 
 void win_set_budget(uint64_t maps)
@@ -114,8 +125,8 @@ static void win_unmap(struct res_window *w)
 /* Map w from the table gm; sets w->reason. */
 static void win_map(struct res_window *w, const struct guest_mem *gm)
 {
-	uint64_t pg = page_size(), runs = 0, prev_end = 0, span;
-	int prev_fd = -1;
+	uint64_t pg = page_size(), runs = 0, prev_end = 0, span, file_size = 0;
+	int prev_fd = -1, sized_fd = -1;
 	uint8_t *base;
 	int prot = w->readonly ? PROT_READ : PROT_READ | PROT_WRITE;
 
@@ -148,11 +159,18 @@ static void win_map(struct res_window *w, const struct guest_mem *gm)
 		if (!sealed) {
 			/* The front-end may shrink an unsealed file: never map
 			 * past its end as it is now (touching that would raise
-			 * SIGBUS). */
-			struct stat st;
+			 * SIGBUS). One fstat per file. */
+			if (fd != sized_fd) {
+				struct stat st;
 
-			if (fstat(fd, &st) || (S_ISREG(st.st_mode) &&
-					       (uint64_t)st.st_size < off + len)) {
+				if (fstat(fd, &st)) {
+					w->reason = WIN_SHRUNK;
+					break;
+				}
+				file_size = S_ISREG(st.st_mode) ? (uint64_t)st.st_size : UINT64_MAX;
+				sized_fd = fd;
+			}
+			if (file_size < off + len) {
 				w->reason = WIN_SHRUNK;
 				break;
 			}
@@ -229,6 +247,8 @@ uint32_t res_window_open(struct gpu_resource *r, const struct guest_mem *gm)
 	struct res_window *w;
 
 	res_window_close(r);
+	if (!win_enabled())
+		return WIN_OFF;
 	w = calloc(1, sizeof(*w));
 	if (!w) {
 		STAT_ADD(win_fallback[WIN_MAPFAIL], 1);

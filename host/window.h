@@ -41,7 +41,8 @@ enum win_reason {
 	WIN_NOFILE,      /* guest memory without a file (or the entry left it) */
 	WIN_SHRUNK,      /* the (unsealed) file is now shorter than the entry */
 	WIN_MAPFAIL,     /* mmap failed (ENOMEM, ...) */
-	WIN_NREASONS
+	WIN_NREASONS,
+	WIN_OFF = 100    /* windows are not in use (win_set_enabled) */
 };
 
 struct res_window {
@@ -57,6 +58,14 @@ struct res_window {
 	uint32_t reason;    /* enum win_reason */
 };
 
+/*
+ * Whether resources get windows at all. Off by default: each mapping costs
+ * the registration some microseconds, and the CPU backend works as well
+ * entry by entry. The OpenCL backend turns them on when it starts.
+ */
+void win_set_enabled(bool on);
+bool win_enabled(void);
+
 /* The budget in mappings (default: half of vm.max_map_count). */
 void win_set_budget(uint64_t maps);
 uint64_t win_budget(void);
@@ -66,7 +75,8 @@ uint64_t win_maps_in_use(void);
 /*
  * Build r's window over its entries (after ATTACH_BACKING or a blob with
  * entries). Never fails the command: without a window r->win->base is
- * NULL and the reason is counted. Returns r->win->reason.
+ * NULL and the reason is counted. Returns r->win->reason, or WIN_OFF (and
+ * builds nothing) while windows are not enabled.
  */
 uint32_t res_window_open(struct gpu_resource *r, const struct guest_mem *gm);
 /* Unmap and free (UNREF, DETACH_BACKING, reset); NULL-safe. */

@@ -110,7 +110,10 @@ def main():
       'userptr buffer, time per op including its share of the submit round trip. Beside it the '
       'host-native figure of the same computation: the OpenCL xxh64 kernel on a host buffer '
       '(vgpu-bench-cl) for the OpenCL backend, XXH64 in C over a host buffer (vgpu-bench-host, '
-      '`host-native`) for the CPU engine.')
+      '`host-native`) for the CPU engine. The OpenCL columns come from this run; the CPU engine '
+      'columns from the main run in `results.csv` (its machine and kernel are in `meta.txt`). '
+      'This run\'s guest kernel: %s (%s).' % (meta.get('uml_kernel', '?'),
+                                             meta.get('uml_kernel_flavour', '?')))
     w('')
     w('| size | OpenCL: guest per op | OpenCL: host-native | % | CPU engine: guest per op '
       '| CPU: host-native | % |')
@@ -133,11 +136,12 @@ def main():
             '%.1f%%' % (100 * h * 1e6 / t) if h and t > 0 else '-',
             fmt(ce), fmt(cn), '%.1f%%' % (100 * cn / ce) if ce and cn else '-'))
     w('')
-    w('Raw data: `%s/opencl.csv`, `%s/opencl-e2e.csv`, `%s/meta.txt`.' % (out_rel, out_rel, out_rel))
+    w('Raw data: `%s/opencl.csv`, `%s/opencl-e2e.csv`, `%s/meta-opencl.txt`.' % (
+        out_rel, out_rel, out_rel))
     gen = '\n'.join(out) + '\n'
     md = open(md_path).read()
     if BEGIN not in md or END not in md:
-        md = md.rstrip('\n') + '\n\n## OpenCL on the guest\'s pages: results\n\n%s\n%s\n' % (BEGIN, END)
+        md = md.rstrip('\n') + '\n\n## OpenCL results (generated)\n\n%s\n%s\n' % (BEGIN, END)
     a = md.index(BEGIN) + len(BEGIN)
     b = md.index(END)
     md = md[:a] + '\n' + gen + md[b:]

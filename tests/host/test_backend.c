@@ -529,6 +529,9 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	backend = strcmp(argv[1], "opencl") ? VGPU_BACKEND_CPU : VGPU_BACKEND_OPENCL;
+	/* Both backends on windows (the OpenCL one turns them on itself);
+	 * test_compute covers the CPU engine without them. */
+	win_set_enabled(true);
 	cmocka_set_message_output(CM_OUTPUT_TAP);
 #ifdef HOSTD_OPENCL
 	/* The last test talks to the OpenCL runtime itself: opencl only. */

@@ -485,9 +485,31 @@ static void test_device_hostile_budget(void **state)
 	fe_stop(&F);
 }
 
+/* Windows are off until a backend that needs them turns them on. */
+static void test_disabled(void **state)
+{
+	struct gpu_mem_entry e[2];
+	struct gpu_resource r;
+	struct env env;
+	uint64_t live0 = STAT_GET(win_live);
+
+	(void)state;
+	env_init(&env, false);
+	win_set_enabled(false);
+	res_init(&r, e, scattered(e, 2), false);
+	assert_int_equal(res_window_open(&r, &env.gm), WIN_OFF);
+	assert_null(r.win);
+	assert_int_equal(STAT_GET(win_live), live0);
+	win_set_enabled(true);
+	assert_int_equal(res_window_open(&r, &env.gm), WIN_OK);
+	res_fini(&r);
+	env_fini(&env);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_disabled),
 		cmocka_unit_test(test_alias),
 		cmocka_unit_test(test_merge_runs),
 		cmocka_unit_test(test_rdonly_is_prot_read),
@@ -502,5 +524,7 @@ int main(void)
 	};
 
 	cmocka_set_message_output(CM_OUTPUT_TAP);
+	/* The CPU engine here: windows on, as the OpenCL backend turns them. */
+	win_set_enabled(true);
 	return cmocka_run_group_tests_name("window", tests, NULL, NULL);
 }
