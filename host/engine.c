@@ -175,6 +175,8 @@ static uint32_t validate_sgemm(const struct guest_mem *gm, engine_lookup_fn look
 	if (!m || !n || !k || m > VGPU_COMPUTE_MAX_GEMM_DIM || n > VGPU_COMPUTE_MAX_GEMM_DIM ||
 	    k > VGPU_COMPUTE_MAX_GEMM_DIM || lda < k || ldb < n || ldc < n)
 		return VGPU_COMPUTE_E_MALFORMED;
+	if ((uint64_t)m * n * k > VGPU_COMPUTE_MAX_GEMM_MACS)
+		return VGPU_COMPUTE_E_RANGE;
 	a_len = mat_bytes(m, k, lda);
 	b_len = mat_bytes(k, n, ldb);
 	c_len = mat_bytes(m, n, ldc);

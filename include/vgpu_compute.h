@@ -84,8 +84,9 @@ enum vgpu_compute_opcode {
 	 * with b_off = len, M = arg0 & 0xffffffff, N = arg0 >> 32,
 	 * K = arg1 & 0xffffffff, lda = arg1 >> 32, ldb = arg2 & 0xffffffff,
 	 * ldc = arg2 >> 32; a stride of 0 means packed (lda = K, ldb = ldc = N).
-	 * Offsets % 4 == 0; 1 <= M, N, K <= max_gemm_dim; lda >= K, ldb >= N,
-	 * ldc >= N; C may not overlap A or B. */
+	 * Offsets % 4 == 0; 1 <= M, N, K <= max_gemm_dim; M * N * K <=
+	 * VGPU_COMPUTE_MAX_GEMM_MACS; lda >= K, ldb >= N, ldc >= N; C may not
+	 * overlap A or B. */
 	VGPU_OP_SGEMM = 6,
 	/* Version 2. Sum of the f32 values of src[src_off, +len), accumulated
 	 * in f64 in an order the device chooses (in parallel), written as a
@@ -98,6 +99,9 @@ enum vgpu_compute_opcode {
 #define VGPU_COMPUTE_OP_MASK_V1 ((1u << (VGPU_OP_SUM_F32 + 1)) - 1u)
 #define VGPU_COMPUTE_OP_MASK ((1u << VGPU_OP_COUNT) - 1u)
 #define VGPU_COMPUTE_MAX_GEMM_DIM 8192u
+/* Most multiply-adds one SGEMM may ask for (2^33: seconds on a CPU), so
+ * that one op cannot hold the device for minutes. */
+#define VGPU_COMPUTE_MAX_GEMM_MACS (1ull << 33)
 
 /* One op: 64 bytes. Unused fields must be zero. */
 struct vgpu_compute_op {

@@ -10,6 +10,7 @@
  * used: the engine must then have fallen back to the CPU, and says so.
  */
 #include <math.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -325,6 +326,10 @@ static void test_sgemm_invalid(void **state)
 	op = sgemm_op(3, 0, 1, 0, 4096, VGPU_COMPUTE_MAX_GEMM_DIM + 1, 1, 1, 1, 1, 1);
 	assert_int_not_equal(cmd_submit(&F, 1, 5, 0, &op, 1), VIRTIO_GPU_RESP_OK_NODATA);
 	assert_int_equal(status().result, VGPU_COMPUTE_E_MALFORMED);
+	/* 4096^3 multiply-adds: more than one op may ask for. */
+	op = sgemm_op(3, 0, 1, 0, 4096, 4096, 4096, 4096, 4096, 4096, 4096);
+	assert_int_not_equal(cmd_submit(&F, 1, 5, 0, &op, 1), VIRTIO_GPU_RESP_OK_NODATA);
+	assert_int_equal(status().result, VGPU_COMPUTE_E_RANGE);
 	op = sgemm_op(3, 2, 1, 0, 4096, 4, 4, 4, 4, 4, 4);
 	assert_int_not_equal(cmd_submit(&F, 1, 5, 0, &op, 1), VIRTIO_GPU_RESP_OK_NODATA);
 	assert_int_equal(status().result, VGPU_COMPUTE_E_ALIGN);
@@ -442,6 +447,105 @@ static void test_zero_copy(void **state)
 	assert_int_equal(STAT_GET(cl_copied_bytes), 0);
 }
 
+/*
+ * Several threads submitting at once to one OpenCL engine, as ring threads
+ * will after concurrent rings:
+ * each thread fills its own resource and checksums it, over and over; every
+ * result must be its own. The backend serializes its command queue.
+ */
+#define CT_THREADS 4
+#define CT_ROUNDS 40
+
+struct ct {
+	struct engine *eng;
+	struct guest_mem *gm;
+	struct gpu_resource *res;   /* [0]: this thread's buffer, [1]: its output */
+	uint32_t seed;
+	int bad;
+};
+
+static const struct gpu_resource *ct_lookup(void *opaque, uint32_t id)
+{
+	struct ct *c = opaque;
+
+	return id == 1 ? &c->res[0] : id == 2 ? &c->res[1] : NULL;
+}
+
+static void *ct_thread(void *arg)
+{
+	struct ct *c = arg;
+
+	for (uint32_t r = 0; r < CT_ROUNDS; r++) {
+		uint8_t buf[sizeof(struct vgpu_compute_submit) + 2 * sizeof(struct vgpu_compute_op)];
+		struct vgpu_compute_submit h = { VGPU_COMPUTE_MAGIC, 2, 0, 0, 0 };
+		struct vgpu_compute_op ops[2];
+		struct engine_result er;
+		uint32_t v = c->seed * 1000 + r, pat[4 * PG / 4];
+		uint64_t got;
+
+		ops[0] = mkop(VGPU_OP_FILL, 1, 0, 0, 0, 4 * PG, v);
+		ops[1] = mkop(VGPU_OP_CHECKSUM, 2, 0, 1, 0, 4 * PG, 0);
+		memcpy(buf, &h, sizeof(h));
+		memcpy(buf + sizeof(h), ops, sizeof(ops));
+		if (engine_submit(c->eng, c->gm, buf, sizeof(buf), ct_lookup, c, &er)) {
+			c->bad++;
+			continue;
+		}
+		for (unsigned i = 0; i < sizeof(pat) / 4; i++)
+			pat[i] = v;
+		if (res_read(&c->res[1], c->gm, 0, &got, 8) || got != XXH64(pat, sizeof(pat), 0))
+			c->bad++;
+	}
+	return NULL;
+}
+
+static void test_concurrent_submits(void **state)
+{
+	struct gm_region_desc d = { 0x100000, 1u << 20, 0x100000, 0 };
+	struct gpu_resource res[CT_THREADS][2];
+	struct ct c[CT_THREADS];
+	pthread_t th[CT_THREADS];
+	struct guest_mem gm;
+	int fd = memfd_create("ram", MFD_CLOEXEC);
+
+	(void)state;
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, 1u << 20), 0);
+	gm_init(&gm);
+	assert_int_equal(gm_set_table(&gm, &d, 1, &fd), 0);
+	for (int t = 0; t < CT_THREADS; t++) {
+		for (int k = 0; k < 2; k++) {
+			struct gpu_mem_entry e[4];
+			struct gpu_resource *r = &res[t][k];
+
+			for (int i = 0; i < 4; i++) {
+				e[i].addr = 0x100000 + (uint64_t)((t * 2 + k) * 8 + 7 - 2 * i) * PG;
+				e[i].len = PG;
+			}
+			memset(r, 0, sizeof(*r));
+			r->ents = res_build_entries(e, 4);
+			r->nents = 4;
+			r->size = 4 * PG;
+			res_window_open(r, &gm);
+			assert_non_null(res_window_base(r));
+		}
+		c[t] = (struct ct){ F.eng, &gm, res[t], (uint32_t)t + 1, 0 };
+	}
+	for (int t = 0; t < CT_THREADS; t++)
+		assert_int_equal(pthread_create(&th[t], NULL, ct_thread, &c[t]), 0);
+	for (int t = 0; t < CT_THREADS; t++) {
+		pthread_join(th[t], NULL);
+		assert_int_equal(c[t].bad, 0);
+	}
+	for (int t = 0; t < CT_THREADS; t++)
+		for (int k = 0; k < 2; k++) {
+			res_window_close(&res[t][k]);
+			free(res[t][k].ents);
+		}
+	gm_clear(&gm);
+	close(fd);
+}
+
 #ifdef HOSTD_OPENCL
 /* Directly against the runtime: a USE_HOST_PTR buffer over a window is
  * the window (CL_MEM_HOST_PTR and clEnqueueMapBuffer) on a CPU device. */
@@ -518,6 +622,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_budget_spent),
 		cmocka_unit_test(test_zero_copy),
 #ifdef HOSTD_OPENCL
+		/* OpenCL only (the last two): */
+		cmocka_unit_test(test_concurrent_submits),
 		cmocka_unit_test(test_cl_map_is_window),
 #endif
 	};
@@ -534,9 +640,10 @@ int main(int argc, char **argv)
 	win_set_enabled(true);
 	cmocka_set_message_output(CM_OUTPUT_TAP);
 #ifdef HOSTD_OPENCL
-	/* The last test talks to the OpenCL runtime itself: opencl only. */
+	/* The last two are the OpenCL backend's: concurrent submits (the CPU
+	 * engine's pool runs one op at a time), and the runtime itself. */
 	if (backend != VGPU_BACKEND_OPENCL)
-		n--;
+		n -= 2;
 #endif
 	return _cmocka_run_group_tests(argv[1], tests, n, setup, teardown);
 }
