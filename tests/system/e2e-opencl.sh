@@ -9,9 +9,11 @@
 # windows (zero-copy maps) without copying a byte and without a resource
 # left outside a window. vgpu-compute2 also runs on the CPU backend, and a
 # daemon without any OpenCL platform must fall back to the CPU and say so.
+# vgpu-compute2 runs once more against the ASan/UBSan build of the daemon
+# (build/meson-asan, or --asan-hostd PATH), OpenCL runtime included.
 # Fails (never skips) when no OpenCL device can be used.
 #
-#   tests/system/e2e-opencl.sh [--build DIR] [--mem SIZE]
+#   tests/system/e2e-opencl.sh [--build DIR] [--mem SIZE] [--asan-hostd PATH]
 
 set -u
 
@@ -19,8 +21,10 @@ set -u
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 MEM=768M
+ASAN_HOSTD=$REPO_ROOT/build/meson-asan/host/virtgpu-hostd
 while [ $# -gt 0 ]; do
 	case $1 in
+	--asan-hostd) need_value "$1" "a path" $#; ASAN_HOSTD=$2; shift 2 ;;
 	--build) need_value "$1" "a directory" $#; BUILD=$2; shift 2 ;;
 	--mem) need_value "$1" "a size" $#; MEM=$2; shift 2 ;;
 	-h|--help) usage; exit 0 ;;
@@ -68,6 +72,21 @@ for c in cl_copied_bytes cl_no_window cl_errors no_window_budget no_window_unali
 	v=$(stat "$f" "$c")
 	ok "$([ "$v" = 0 ] && echo 0 || echo 1)" "opencl: daemon counter $c is 0 (${v:-missing})"
 done
+
+# The same under the ASan/UBSan daemon: the OpenCL path, PoCL loaded.
+if [ -x "$ASAN_HOSTD" ]; then
+	VGPU_HOSTD=$ASAN_HOSTD "$RUN" --verbose --mem "$MEM" --timeout 300 \
+		--daemon-args "--backend opencl" -- "$C2" --backend opencl >"$LOG/c2-asan" 2>&1
+	rc=$?
+	relay_tap "opencl, ASan daemon: vgpu-compute2" "$LOG/c2-asan" "ran to its plan"
+	! grep -q -E 'Sanitizer|runtime error:' "$LOG/c2-asan"
+	r=$?
+	ok "$([ "$rc" = 0 ] && [ "$r" = 0 ] && echo 0 || echo 1)" \
+		"opencl, ASan daemon: run clean, no sanitizer report (exit $rc)"
+	[ "$rc" = 0 ] && [ "$r" = 0 ] || show "$LOG/c2-asan"
+else
+	ok 1 "opencl, ASan daemon: $ASAN_HOSTD is missing (scripts/build-host.sh builds it)"
+fi
 
 # The library's own tests, all on the OpenCL backend.
 "$RUN" --verbose --mem "$MEM" --timeout 600 --daemon-args "--backend opencl" \
