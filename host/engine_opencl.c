@@ -225,7 +225,7 @@ static cl_int launch_op(struct cl_backend *cb, const struct vop *op, cl_mem d, c
 		SETARG(cb->k[K_COPY], 2, s); SETARG(cb->k[K_COPY], 3, soff);
 		SETARG(cb->k[K_COPY], 4, n);
 		gws[0] = (size_t)((n + 15) / 16);
-		if (!err)
+		if (!err && gws[0])      /* an empty range is no launch at all */
 			err = launch(cb, cb->k[K_COPY], 1, gws);
 		break;
 	case VGPU_OP_FILL: {
@@ -234,7 +234,7 @@ static cl_int launch_op(struct cl_backend *cb, const struct vop *op, cl_mem d, c
 		SETARG(cb->k[K_FILL], 0, d); SETARG(cb->k[K_FILL], 1, doff);
 		SETARG(cb->k[K_FILL], 2, v); SETARG(cb->k[K_FILL], 3, n);
 		gws[0] = (size_t)((n + 15) / 16);
-		if (!err)
+		if (!err && gws[0])
 			err = launch(cb, cb->k[K_FILL], 1, gws);
 		break;
 	}

@@ -156,6 +156,16 @@ static void test_bit_exact(void **state)
 		assert_int_equal(got[i], pat[i % 4]);
 	res_io(&B, 40000, &h, 8, 0);
 	assert_int_equal(h, XXH64(src + 1, 30001, 99));
+	/* Empty ranges: valid, and nothing changes. */
+	res_io(&B, 0, got, 64, 0);
+	ops[0] = mkop(VGPU_OP_COPY, 2, 0, 1, 0, 0, 0);
+	ops[1] = mkop(VGPU_OP_FILL, 2, 0, 0, 0, 0, 0x12345678);
+	ops[2] = mkop(VGPU_OP_SAXPY, 2, 0, 1, 0, 0, 0);
+	assert_int_equal(cmd_submit(&F, 1, 5, 0, ops, 3), VIRTIO_GPU_RESP_OK_NODATA);
+	assert_int_equal(status().result, VGPU_COMPUTE_OK);
+	res_io(&B, 0, src, 64, 0);
+	assert_memory_equal(got, src, 64);
+	res_io(&A, 0, src, sizeof(src), 0);
 	/* Short inputs exercise XXH64's tail paths. */
 	for (uint64_t n = 0; n < 40; n += 3) {
 		ops[0] = mkop(VGPU_OP_CHECKSUM, 2, 8, 1, 7, n, n);
