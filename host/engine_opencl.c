@@ -212,7 +212,7 @@ static uint64_t written_len(const struct vop *op)
 	}
 }
 
-/* Launch op's kernel(s) on buffers d and s and wait for them. */
+/* Enqueue op's kernel(s) on buffers d and s. */
 static cl_int launch_op(struct cl_backend *cb, const struct vop *op, cl_mem d, cl_mem s)
 {
 	cl_int err = CL_SUCCESS;
@@ -308,8 +308,8 @@ static cl_int launch_op(struct cl_backend *cb, const struct vop *op, cl_mem d, c
 	default:
 		err = CL_INVALID_OPERATION;
 	}
-	if (err == CL_SUCCESS)
-		err = clFinish(cb->q);
+	/* No wait here: the queue is in order, and the caller's blocking map
+	 * or read of the result waits for the kernel. */
 	return err;
 }
 
@@ -329,8 +329,8 @@ static cl_int run_locked(struct cl_backend *cb, const struct vop *op)
 			goto out;
 	}
 	err = launch_op(cb, op, d, s);
-	if (err == CL_SUCCESS && wlen)
-		err = sync_written(cb, d, op->dst, op->dst_off, wlen);
+	if (err == CL_SUCCESS)
+		err = wlen ? sync_written(cb, d, op->dst, op->dst_off, wlen) : clFinish(cb->q);
 out:
 	if (s)
 		clReleaseMemObject(s);
@@ -376,9 +376,10 @@ uint32_t engine_opencl_run_copied(struct engine_backend *b, const struct vop *op
 						   0, NULL, NULL);
 		if (err == CL_SUCCESS)
 			err = launch_op(cb, op, d, s);
-		if (err == CL_SUCCESS && wlen)
-			err = clEnqueueReadBuffer(cb->q, d, CL_TRUE, (size_t)op->dst_off, (size_t)wlen,
-						  dw + op->dst_off, 0, NULL, NULL);
+		if (err == CL_SUCCESS)
+			err = wlen ? clEnqueueReadBuffer(cb->q, d, CL_TRUE, (size_t)op->dst_off,
+							 (size_t)wlen, dw + op->dst_off, 0, NULL, NULL)
+				   : clFinish(cb->q);
 	}
 	if (s)
 		clReleaseMemObject(s);
