@@ -102,7 +102,7 @@ static void budget_put(uint64_t n, uint64_t span)
 const char *win_reason_name(uint32_t r)
 {
 	static const char *const n[WIN_NREASONS] = {
-		"ok", "budget", "unaligned", "nofile", "shrunk", "mapfail",
+		"ok", "budget", "unaligned", "nofile", "shrunk", "mapfail", "notram",
 	};
 
 	return r < WIN_NREASONS ? n[r] : "?";
@@ -147,9 +147,11 @@ static void win_map(struct res_window *w, const struct guest_mem *gm)
 		if (w->reason)
 			break;
 		if (gm_file_range(gm, e->gpa, len, &fd, &off, &sealed)) {
-			/* In a region without a file, or the last entry's
-			 * page reaches past its region. */
-			w->reason = gm_translate(gm, e->gpa, len) ? WIN_NOFILE : WIN_UNALIGNED;
+			/* Not in guest RAM (any more), in a region without a
+			 * file, or the last entry's page reaches past its
+			 * region. */
+			w->reason = !gm_translate(gm, e->gpa, e->len) ? WIN_NOTRAM
+				    : gm_translate(gm, e->gpa, len) ? WIN_NOFILE : WIN_UNALIGNED;
 			break;
 		}
 		if (off % pg) {

@@ -41,6 +41,7 @@ enum win_reason {
 	WIN_NOFILE,      /* guest memory without a file (or the entry left it) */
 	WIN_SHRUNK,      /* the (unsealed) file is now shorter than the entry */
 	WIN_MAPFAIL,     /* mmap failed (ENOMEM, ...) */
+	WIN_NOTRAM,      /* an entry is no longer in guest RAM (a new memory table) */
 	WIN_NREASONS,
 	WIN_OFF = 100    /* windows are not in use (win_set_enabled) */
 };

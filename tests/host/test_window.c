@@ -200,6 +200,22 @@ static void test_new_table_and_clear(void **state)
 	assert_non_null(res_window_base(&r));
 	assert_memory_equal(res_window_base(&r), env.file + (1u << 20) + (e[0].addr - GPA_A), PG);
 	assert_int_equal(win_maps_in_use(), maps0 + 5);
+	/* A table without the resource's pages: the window goes, and says why. */
+	{
+		struct gm_region_desc d2[1] = { { GPA_B, 2u << 20, GPA_B, 4u << 20 } };
+		uint64_t nr0 = STAT_GET(win_fallback[WIN_NOTRAM]), avail;
+
+		assert_int_equal(gm_set_table(&env.gm, d2, 1, fds), 0);
+		assert_null(res_window_base(&r));
+		assert_int_equal(r.win->reason, WIN_NOTRAM);
+		assert_int_equal(STAT_GET(win_fallback[WIN_NOTRAM]), nr0 + 1);
+		assert_int_equal(win_maps_in_use(), maps0);
+		assert_false(res_backed(&r, &env.gm));          /* ops: E_NOBACKING */
+		assert_null(res_span(&r, &env.gm, 0, &avail));
+		/* The pages come back: so does the window. */
+		assert_int_equal(gm_set_table(&env.gm, d, 1, fds), 0);
+		assert_non_null(res_window_base(&r));
+	}
 	/* Reset / front-end gone: unmapped, budget returned. */
 	gm_clear(&env.gm);
 	assert_null(res_window_base(&r));
