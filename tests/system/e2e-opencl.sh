@@ -68,7 +68,7 @@ maps=$(stat "$f" cl_zero_copy_maps)
 ok "$([ "${maps:-0}" -gt 0 ] && echo 0 || echo 1)" \
 	"opencl: the runtime's maps of what kernels wrote were the windows (${maps:-none})"
 for c in cl_copied_bytes cl_no_window cl_errors no_window_budget no_window_unaligned \
-	no_window_nofile no_window_shrunk no_window_mapfail; do
+	no_window_nofile no_window_shrunk no_window_mapfail no_window_notram; do
 	v=$(stat "$f" "$c")
 	ok "$([ "$v" = 0 ] && echo 0 || echo 1)" "opencl: daemon counter $c is 0 (${v:-missing})"
 done
