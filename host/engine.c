@@ -5,24 +5,40 @@
 #include <endian.h>
 #include <stdlib.h>
 #include <string.h>
-#define XXH_STATIC_LINKING_ONLY   /* XXH64_state_t on the stack */
-#include <xxhash.h>
 
-#include "pool.h"
+#include "engine_backend.h"
 #include "stats.h"
+#include "window.h"
 
 struct engine {
-	struct pool *pool;
+	struct engine_backend *be;
 };
 
 struct engine *engine_new(unsigned nthreads)
+{
+	return engine_new_backend(nthreads, VGPU_BACKEND_CPU);
+}
+
+struct engine *engine_new_backend(unsigned nthreads, uint32_t backend)
 {
 	struct engine *e = calloc(1, sizeof(*e));
 
 	if (!e)
 		return NULL;
-	e->pool = pool_new(nthreads);
-	if (!e->pool) {
+	if (backend == VGPU_BACKEND_OPENCL) {
+#ifdef HOSTD_OPENCL
+		e->be = engine_opencl_new();
+		if (e->be)
+			win_set_enabled(true);   /* the backend works only on windows */
+#else
+		hlog("built without OpenCL (meson -Dopencl=disabled)");
+#endif
+		if (!e->be)
+			hlog("no usable OpenCL device: falling back to the CPU engine");
+	}
+	if (!e->be)
+		e->be = engine_cpu_new(nthreads);
+	if (!e->be) {
 		free(e);
 		return NULL;
 	}
@@ -33,18 +49,42 @@ void engine_free(struct engine *e)
 {
 	if (!e)
 		return;
-	pool_free(e->pool);
+	e->be->destroy(e->be);
 	free(e);
 }
 
-void engine_caps(const struct engine *e, struct vgpu_compute_caps *caps)
+struct engine_backend *engine_get_backend(struct engine *e)
+{
+	return e->be;
+}
+
+uint32_t engine_backend_id(const struct engine *e)
+{
+	return e->be->id;
+}
+
+const char *engine_backend_name(const struct engine *e)
+{
+	return e->be->name;
+}
+
+size_t engine_caps(const struct engine *e, uint32_t version, struct vgpu_compute_caps *caps)
 {
 	memset(caps, 0, sizeof(*caps));
-	caps->version = htole32(VGPU_COMPUTE_CAPSET_VERSION);
+	if (version < VGPU_COMPUTE_CAPSET_VERSION_MIN || version > VGPU_COMPUTE_CAPSET_VERSION)
+		return 0;
+	caps->version = htole32(version);
 	caps->max_ops = htole32(VGPU_COMPUTE_MAX_OPS);
-	caps->op_mask = htole32(VGPU_COMPUTE_OP_MASK);
-	caps->num_threads = htole32(pool_threads(e->pool));
+	caps->num_threads = htole32(e->be->num_threads);
 	caps->max_op_bytes = htole64(ENGINE_MAX_OP_BYTES);
+	if (version == 1) {
+		caps->op_mask = htole32(VGPU_COMPUTE_OP_MASK_V1);
+		return VGPU_COMPUTE_CAPS_V1_SIZE;
+	}
+	caps->op_mask = htole32(VGPU_COMPUTE_OP_MASK);
+	caps->backend = htole32(e->be->id);
+	caps->max_gemm_dim = htole32(VGPU_COMPUTE_MAX_GEMM_DIM);
+	return sizeof(*caps);
 }
 
 const char *engine_result_name(uint32_t r)
@@ -52,17 +92,11 @@ const char *engine_result_name(uint32_t r)
 	static const char *const n[] = {
 		"OK", "E_MALFORMED", "E_OPCODE", "E_RESOURCE", "E_RANGE",
 		"E_READONLY", "E_ALIGN", "E_OVERLAP", "E_NOBACKING",
+		"E_NOWINDOW", "E_DEVICE",
 	};
 
 	return r < sizeof(n) / sizeof(n[0]) ? n[r] : "?";
 }
-
-/* An op after validation: resources resolved. */
-struct vop {
-	uint32_t opcode;
-	const struct gpu_resource *dst, *src;
-	uint64_t dst_off, src_off, len, arg0;
-};
 
 static void decode_op(const uint8_t *p, struct vgpu_compute_op *op)
 {
@@ -108,6 +142,76 @@ static uint32_t check_res(const struct guest_mem *gm, engine_lookup_fn lookup,
 	return VGPU_COMPUTE_OK;
 }
 
+/* Bytes spanned by a rows x cols f32 matrix with row stride ld elements
+ * (ld >= cols, all <= 2^32: no overflow in 64 bits). */
+static uint64_t mat_bytes(uint32_t rows, uint32_t cols, uint32_t ld)
+{
+	return ((uint64_t)(rows - 1) * ld + cols) * 4;
+}
+
+static bool ranges_meet(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
+{
+	return a < b + blen && b < a + alen;
+}
+
+static uint32_t validate_sgemm(const struct guest_mem *gm, engine_lookup_fn lookup,
+			       void *opaque, const struct vgpu_compute_op *op,
+			       struct vop *v)
+{
+	uint32_t m = (uint32_t)op->arg0, n = (uint32_t)(op->arg0 >> 32);
+	uint32_t k = (uint32_t)op->arg1, lda = (uint32_t)(op->arg1 >> 32);
+	uint32_t ldb = (uint32_t)op->reserved, ldc = (uint32_t)(op->reserved >> 32);
+	uint64_t a_len, b_len, c_len;
+	const struct gpu_resource *src;
+	uint32_t rc;
+
+	/* A stride of 0 means packed rows. */
+	if (!lda)
+		lda = k;
+	if (!ldb)
+		ldb = n;
+	if (!ldc)
+		ldc = n;
+	if (!m || !n || !k || m > VGPU_COMPUTE_MAX_GEMM_DIM || n > VGPU_COMPUTE_MAX_GEMM_DIM ||
+	    k > VGPU_COMPUTE_MAX_GEMM_DIM || lda < k || ldb < n || ldc < n)
+		return VGPU_COMPUTE_E_MALFORMED;
+	if ((uint64_t)m * n * k > VGPU_COMPUTE_MAX_GEMM_MACS)
+		return VGPU_COMPUTE_E_RANGE;
+	a_len = mat_bytes(m, k, lda);
+	b_len = mat_bytes(k, n, ldb);
+	c_len = mat_bytes(m, n, ldc);
+	if (a_len > ENGINE_MAX_OP_BYTES || b_len > ENGINE_MAX_OP_BYTES ||
+	    c_len > ENGINE_MAX_OP_BYTES)
+		return VGPU_COMPUTE_E_RANGE;
+	rc = check_res(gm, lookup, opaque, op->src_res, op->src_off, a_len, false, &v->src);
+	if (rc)
+		return rc;
+	rc = check_res(gm, lookup, opaque, op->src_res, op->len, b_len, false, &src);
+	if (rc)
+		return rc;
+	rc = check_res(gm, lookup, opaque, op->dst_res, op->dst_off, c_len, true, &v->dst);
+	if (rc)
+		return rc;
+	if (op->src_off % 4 || op->len % 4 || op->dst_off % 4)
+		return VGPU_COMPUTE_E_ALIGN;
+	if (op->src_res == op->dst_res &&
+	    (ranges_meet(op->dst_off, c_len, op->src_off, a_len) ||
+	     ranges_meet(op->dst_off, c_len, op->len, b_len)))
+		return VGPU_COMPUTE_E_OVERLAP;
+	v->opcode = op->opcode;
+	v->dst_off = op->dst_off;
+	v->src_off = op->src_off;
+	v->b_off = op->len;
+	v->len = c_len;      /* bytes written (statistics) */
+	v->m = m;
+	v->n = n;
+	v->k = k;
+	v->lda = lda;
+	v->ldb = ldb;
+	v->ldc = ldc;
+	return VGPU_COMPUTE_OK;
+}
+
 static uint32_t validate_op(const struct guest_mem *gm, engine_lookup_fn lookup,
 			    void *opaque, const struct vgpu_compute_op *op,
 			    struct vop *v)
@@ -119,6 +223,8 @@ static uint32_t validate_op(const struct guest_mem *gm, engine_lookup_fn lookup,
 	memset(v, 0, sizeof(*v));
 	if (op->opcode >= VGPU_OP_COUNT || op->flags)
 		return VGPU_COMPUTE_E_OPCODE;
+	if (op->opcode == VGPU_OP_SGEMM)
+		return validate_sgemm(gm, lookup, opaque, op, v);
 	if (op->arg1 || op->reserved)
 		return VGPU_COMPUTE_E_MALFORMED;
 	switch (op->opcode) {
@@ -138,6 +244,7 @@ static uint32_t validate_op(const struct guest_mem *gm, engine_lookup_fn lookup,
 		break;
 	case VGPU_OP_CHECKSUM:
 	case VGPU_OP_SUM_F32:
+	case VGPU_OP_REDUCE_F32:
 		use_dst = use_src = true;
 		use_arg0 = op->opcode == VGPU_OP_CHECKSUM;
 		dst_len = 8;
@@ -164,7 +271,7 @@ static uint32_t validate_op(const struct guest_mem *gm, engine_lookup_fn lookup,
 	if (rc)
 		return rc;
 	if ((op->opcode == VGPU_OP_FILL || op->opcode == VGPU_OP_SAXPY ||
-	     op->opcode == VGPU_OP_SUM_F32) && op->len % 4)
+	     op->opcode == VGPU_OP_SUM_F32 || op->opcode == VGPU_OP_REDUCE_F32) && op->len % 4)
 		return VGPU_COMPUTE_E_ALIGN;
 	if (op->opcode == VGPU_OP_COPY && op->src_res == op->dst_res &&
 	    overlap(op->src_off, op->dst_off, op->len))
@@ -180,243 +287,6 @@ static uint32_t validate_op(const struct guest_mem *gm, engine_lookup_fn lookup,
 	v->len = op->len;
 	v->arg0 = op->arg0;
 	return VGPU_COMPUTE_OK;
-}
-
-/* ---- execution: every access through res_span (entry by entry) ---- */
-
-struct job {
-	const struct guest_mem *gm;
-	const struct vop *op;
-	uint8_t pat[4096 + 4];
-};
-
-static uint64_t chunk_range(const struct vop *op, size_t i, uint64_t *start)
-{
-	uint64_t s = (uint64_t)i * ENGINE_CHUNK_BYTES;
-	uint64_t n = op->len - s;
-
-	*start = s;
-	return n < ENGINE_CHUNK_BYTES ? n : ENGINE_CHUNK_BYTES;
-}
-
-/*
- * The piece of op's src and dst at pos (relative to the offsets) that is
- * contiguous in both, at most n bytes: its length, with *s and *d set; 0
- * when either is not mapped there.
- */
-static inline uint64_t span_pair(const struct job *j, uint64_t pos, uint64_t n, uint8_t **s,
-				 uint8_t **d)
-{
-	const struct vop *op = j->op;
-	uint64_t sa, da;
-
-	*s = res_span(op->src, j->gm, op->src_off + pos, &sa);
-	*d = res_span(op->dst, j->gm, op->dst_off + pos, &da);
-	if (!*s || !*d)
-		return 0;
-	n = n < sa ? n : sa;
-	return n < da ? n : da;
-}
-
-static void copy_chunk(void *arg, size_t i)
-{
-	struct job *j = arg;
-	const struct vop *op = j->op;
-	uint64_t pos, n = chunk_range(op, i, &pos);
-
-	while (n) {
-		uint8_t *s, *d;
-		uint64_t k = span_pair(j, pos, n, &s, &d);
-
-		if (!k)
-			return;     /* cannot happen after validation */
-		memmove(d, s, k);
-		pos += k;
-		n -= k;
-	}
-}
-
-static void fill_chunk(void *arg, size_t i)
-{
-	struct job *j = arg;
-	const struct vop *op = j->op;
-	uint64_t pos, n = chunk_range(op, i, &pos);
-
-	while (n) {
-		uint64_t da, k;
-		uint8_t *d = res_span(op->dst, j->gm, op->dst_off + pos, &da);
-
-		if (!d)
-			return;
-		k = n < da ? n : da;
-		for (uint64_t done = 0; done < k;) {
-			uint64_t m = k - done;
-			unsigned ph = (unsigned)((pos + done) % 4);
-
-			if (m > 4096)
-				m = 4096;
-			memcpy(d + done, j->pat + ph, m);
-			done += m;
-		}
-		pos += k;
-		n -= k;
-	}
-}
-
-static float ld_f32(const uint8_t *p)
-{
-	uint32_t u;
-	float f;
-
-	memcpy(&u, p, 4);
-	u = le32toh(u);
-	memcpy(&f, &u, 4);
-	return f;
-}
-
-static void st_f32(uint8_t *p, float f)
-{
-	uint32_t u;
-
-	memcpy(&u, &f, 4);
-	u = htole32(u);
-	memcpy(p, &u, 4);
-}
-
-static float f32_of(uint64_t bits)
-{
-	uint32_t u = (uint32_t)bits;
-	float f;
-
-	memcpy(&f, &u, 4);
-	return f;
-}
-
-static float saxpy1(float a, float x, float y)
-{
-	float t = a * x;   /* rounded to f32, then added: no fused multiply-add */
-
-	return t + y;
-}
-
-static void saxpy_chunk(void *arg, size_t i)
-{
-	struct job *j = arg;
-	const struct vop *op = j->op;
-	float a = f32_of(op->arg0);
-	uint64_t pos, n = chunk_range(op, i, &pos);
-
-	while (n) {
-		uint8_t *s, *d;
-		uint64_t k = span_pair(j, pos, n, &s, &d);
-
-		if (!k)
-			return;
-		k &= ~(uint64_t)3;
-		if (k == 0) {
-			/* An element straddles an entry boundary. */
-			uint8_t xb[4], yb[4];
-
-			if (res_read(op->src, j->gm, op->src_off + pos, xb, 4) ||
-			    res_read(op->dst, j->gm, op->dst_off + pos, yb, 4))
-				return;
-			st_f32(yb, saxpy1(a, ld_f32(xb), ld_f32(yb)));
-			if (res_write(op->dst, j->gm, op->dst_off + pos, yb, 4))
-				return;
-			k = 4;
-		} else {
-			for (uint64_t e = 0; e < k; e += 4)
-				st_f32(d + e, saxpy1(a, ld_f32(s + e), ld_f32(d + e)));
-		}
-		pos += k;
-		n -= k;
-	}
-}
-
-static void run_sum(const struct guest_mem *gm, const struct vop *op)
-{
-	double acc = 0.0;
-	uint64_t pos = 0, n = op->len, bits;
-
-	/* One thread, index order: the result does not depend on --threads. */
-	while (n) {
-		uint64_t sa, k;
-		uint8_t *s = res_span(op->src, gm, op->src_off + pos, &sa);
-
-		if (!s)
-			return;
-		k = (n < sa ? n : sa) & ~(uint64_t)3;
-		if (k == 0) {
-			uint8_t xb[4];
-
-			if (res_read(op->src, gm, op->src_off + pos, xb, 4))
-				return;
-			acc += (double)ld_f32(xb);
-			k = 4;
-		} else {
-			for (uint64_t e = 0; e < k; e += 4)
-				acc += (double)ld_f32(s + e);
-		}
-		pos += k;
-		n -= k;
-	}
-	memcpy(&bits, &acc, 8);
-	bits = htole64(bits);
-	res_write(op->dst, gm, op->dst_off, &bits, 8);
-}
-
-static void run_checksum(const struct guest_mem *gm, const struct vop *op)
-{
-	XXH64_state_t state, *st = &state;
-	uint64_t pos = 0, n = op->len, h;
-
-	XXH64_reset(st, op->arg0);
-	while (n) {
-		uint64_t sa, k;
-		uint8_t *s = res_span(op->src, gm, op->src_off + pos, &sa);
-
-		if (!s)
-			break;
-		k = n < sa ? n : sa;
-		XXH64_update(st, s, (size_t)k);
-		pos += k;
-		n -= k;
-	}
-	h = htole64(XXH64_digest(st));
-	res_write(op->dst, gm, op->dst_off, &h, 8);
-}
-
-static void run_op(struct engine *e, const struct guest_mem *gm, const struct vop *op)
-{
-	struct job j = { .gm = gm, .op = op };
-	size_t nchunks = (size_t)((op->len + ENGINE_CHUNK_BYTES - 1) / ENGINE_CHUNK_BYTES);
-
-	STAT_ADD(op_count[op->opcode], 1);
-	STAT_ADD(op_bytes[op->opcode], op->len);
-	switch (op->opcode) {
-	case VGPU_OP_NOP:
-		break;
-	case VGPU_OP_COPY:
-		pool_run(e->pool, copy_chunk, &j, nchunks);
-		break;
-	case VGPU_OP_FILL: {
-		uint32_t v = htole32((uint32_t)op->arg0);
-
-		for (size_t k = 0; k < sizeof(j.pat); k += 4)
-			memcpy(j.pat + k, &v, 4);
-		pool_run(e->pool, fill_chunk, &j, nchunks);
-		break;
-	}
-	case VGPU_OP_SAXPY:
-		pool_run(e->pool, saxpy_chunk, &j, nchunks);
-		break;
-	case VGPU_OP_CHECKSUM:
-		run_checksum(gm, op);
-		break;
-	case VGPU_OP_SUM_F32:
-		run_sum(gm, op);
-		break;
-	}
 }
 
 static void write_status(const struct guest_mem *gm, const struct gpu_resource *sr,
@@ -484,6 +354,8 @@ int engine_submit(struct engine *e, const struct guest_mem *gm,
 
 		decode_op(data + sizeof(h) + (size_t)i * sizeof(op), &op);
 		rc = validate_op(gm, lookup, opaque, &op, &ops[i]);
+		if (rc == VGPU_COMPUTE_OK && ops[i].opcode != VGPU_OP_NOP && e->be->check)
+			rc = e->be->check(e->be, gm, &ops[i]);
 		if (rc) {
 			res->result = rc;
 			res->op_index = i;
@@ -491,7 +363,22 @@ int engine_submit(struct engine *e, const struct guest_mem *gm,
 		}
 	}
 	for (uint32_t i = 0; i < num_ops; i++) {
-		run_op(e, gm, &ops[i]);
+		uint32_t rc = VGPU_COMPUTE_OK;
+
+		STAT_ADD(op_count[ops[i].opcode], 1);
+		STAT_ADD(op_bytes[ops[i].opcode], ops[i].len);
+		if (ops[i].opcode != VGPU_OP_NOP)
+			rc = e->be->run(e->be, gm, &ops[i]);
+		if (rc) {
+			/* The device failed mid-submit: the ops before this
+			 * one stay done, and the status record says so. */
+			res->result = rc;
+			res->op_index = i;
+			write_status(gm, sr, status_off, res);
+			free(ops);
+			STAT_ADD(submit_errors, 1);
+			return -1;
+		}
 		res->ops_done++;
 	}
 	res->result = VGPU_COMPUTE_OK;

@@ -32,9 +32,20 @@ struct engine_result {
 	bool status_written;
 };
 
+/* The CPU backend with nthreads workers. */
 struct engine *engine_new(unsigned nthreads);
+/*
+ * backend: enum vgpu_compute_backend. VGPU_BACKEND_OPENCL falls back to
+ * the CPU backend (and logs why) when no OpenCL device can be used.
+ */
+struct engine *engine_new_backend(unsigned nthreads, uint32_t backend);
 void engine_free(struct engine *e);
-void engine_caps(const struct engine *e, struct vgpu_compute_caps *caps);
+/* The backend in use (enum vgpu_compute_backend) and its name. */
+uint32_t engine_backend_id(const struct engine *e);
+const char *engine_backend_name(const struct engine *e);
+/* The caps of capset version `version` (little-endian, in *caps); returns
+ * the size of that version's layout, or 0 for a version not served. */
+size_t engine_caps(const struct engine *e, uint32_t version, struct vgpu_compute_caps *caps);
 
 /*
  * Validate the whole submit, then run it. Returns 0 when every op ran, -1

@@ -12,6 +12,7 @@
 #include "resource.h"
 #include "stats.h"
 #include "vgpu_virtio_ext.h"
+#include "window.h"
 
 struct gpu_context {
 	uint32_t id;
@@ -56,6 +57,7 @@ struct gpu_device *gpu_device_new(struct engine *eng, const struct gpu_limits *l
 static void resource_free(struct gpu_device *d, struct gpu_resource *r)
 {
 	d->total_entries -= r->nents;
+	res_window_close(r);
 	STAT_SUB(resources, 1);
 	STAT_SUB(resource_bytes, r->size);
 	free(r->ents);
@@ -136,6 +138,7 @@ static uint32_t backing_from_entries(struct exec *x, struct gpu_resource *r,
 		return VIRTIO_GPU_RESP_ERR_OUT_OF_MEMORY;
 	r->nents = x->c->nr_entries;
 	x->d->total_entries += r->nents;
+	res_window_open(r, x->gm);
 	return 0;
 }
 
@@ -201,6 +204,7 @@ static uint32_t cmd_create_blob(struct exec *x)
 		rc = VIRTIO_GPU_RESP_ERR_OUT_OF_MEMORY;
 	if (rc) {
 		d->total_entries -= r->nents;
+		res_window_close(r);
 		free(r->ents);
 		free(r);
 		return rc;
@@ -249,6 +253,7 @@ static uint32_t cmd_detach_backing(struct exec *x)
 		return VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER;
 	}
 	x->d->total_entries -= r->nents;
+	res_window_close(r);
 	free(r->ents);
 	r->ents = NULL;
 	r->nents = 0;
@@ -353,6 +358,7 @@ static uint32_t cmd_capset_info(struct exec *x)
 		return VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER;
 	ci->capset_id = htole32(VGPU_COMPUTE_CAPSET_ID);
 	ci->capset_max_version = htole32(VGPU_COMPUTE_CAPSET_VERSION);
+	/* The largest layout; older versions answer with their own, shorter one. */
 	ci->capset_max_size = htole32(sizeof(struct vgpu_compute_caps));
 	x->resp_len = sizeof(*ci);
 	return VIRTIO_GPU_RESP_OK_CAPSET_INFO;
@@ -361,13 +367,15 @@ static uint32_t cmd_capset_info(struct exec *x)
 static uint32_t cmd_capset(struct exec *x)
 {
 	struct vgpu_compute_caps caps;
+	size_t n;
 
-	if (x->c->u.capset.id != VGPU_COMPUTE_CAPSET_ID ||
-	    x->c->u.capset.version != VGPU_COMPUTE_CAPSET_VERSION)
+	if (x->c->u.capset.id != VGPU_COMPUTE_CAPSET_ID)
 		return VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER;
-	engine_caps(x->d->eng, &caps);
-	memcpy(x->resp + sizeof(struct virtio_gpu_ctrl_hdr), &caps, sizeof(caps));
-	x->resp_len = sizeof(struct virtio_gpu_ctrl_hdr) + sizeof(caps);
+	n = engine_caps(x->d->eng, x->c->u.capset.version, &caps);
+	if (!n)
+		return VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER;
+	memcpy(x->resp + sizeof(struct virtio_gpu_ctrl_hdr), &caps, n);
+	x->resp_len = sizeof(struct virtio_gpu_ctrl_hdr) + n;
 	return VIRTIO_GPU_RESP_OK_CAPSET;
 }
 

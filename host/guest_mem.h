@@ -10,6 +10,8 @@
 #ifndef HOSTD_GUEST_MEM_H
 #define HOSTD_GUEST_MEM_H
 
+#include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,11 +32,30 @@ struct gm_region {
 	uint8_t *host;     /* host address of gpa */
 	void *map_base;    /* NULL when not mapped by us */
 	size_t map_len;
+	int fd;            /* our own copy of the region's fd; -1: none */
+	uint64_t file_off; /* file offset of gpa */
+	bool sealed;       /* the file cannot shrink (F_SEAL_SHRINK) */
+};
+
+/*
+ * Something built from the table that must follow it (the zero-copy
+ * windows): table_changed runs after every new table and after gm_clear,
+ * with the table as it now is, under the list's lock.
+ */
+struct guest_mem;
+
+struct gm_user {
+	struct gm_user *prev, *next;
+	void (*table_changed)(struct gm_user *u, const struct guest_mem *gm);
 };
 
 struct guest_mem {
 	unsigned nregions;
 	struct gm_region r[GM_MAX_REGIONS];
+	/* Bookkeeping beside the table, not part of it: users may link
+	 * themselves in through a const table. */
+	pthread_mutex_t users_lock;
+	struct gm_user users;   /* list head */
 };
 
 void gm_init(struct guest_mem *gm);
@@ -58,5 +79,17 @@ void *gm_translate(const struct guest_mem *gm, uint64_t gpa, uint64_t len);
 void *gm_translate_qva(const struct guest_mem *gm, uint64_t qva, uint64_t len);
 
 uint64_t gm_mapped_bytes(const struct guest_mem *gm);
+
+/*
+ * Where [gpa, +len) lies in the front-end's memory file: 0 with *fd, *off
+ * (file offset) and *sealed set when the range is wholly inside one region
+ * that has a file; -1 otherwise. The fd stays owned by the table.
+ */
+int gm_file_range(const struct guest_mem *gm, uint64_t gpa, uint64_t len,
+		  int *fd, uint64_t *off, bool *sealed);
+
+/* Link u in (its table_changed runs on every later change) / unlink it. */
+void gm_user_add(const struct guest_mem *gm, struct gm_user *u);
+void gm_user_del(const struct guest_mem *gm, struct gm_user *u);
 
 #endif

@@ -19,11 +19,13 @@
 #include "gpu_device.h"
 #include "stats.h"
 #include "vhost_user.h"
+#include "window.h"
 
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: virtgpu-hostd --socket PATH [--no-userptr] [--threads N] [--verbose]\n"
+		"Usage: virtgpu-hostd --socket PATH [--no-userptr] [--threads N]\n"
+		"                     [--backend cpu|opencl] [--map-budget N] [--verbose]\n"
 		"\n"
 		"A virtio-gpu device (compute capset %u) served as a vhost-user back-end.\n"
 		"It listens on a Unix socket and serves one front-end at a time; after a\n"
@@ -35,6 +37,12 @@ static void usage(FILE *f)
 		"  -n, --no-userptr    do not offer VIRTIO_GPU_F_RESOURCE_USERPTR (bit %d)\n"
 		"  -t, --threads N     compute worker threads, 1..%d\n"
 		"                      (default: the number of online CPUs)\n"
+		"  -b, --backend NAME  what runs the compute ops: cpu (C loops on the worker\n"
+		"                      threads, the default) or opencl (OpenCL kernels on the\n"
+		"                      guest's pages through zero-copy windows; falls back to\n"
+		"                      cpu, and says so, when there is no OpenCL device)\n"
+		"  -m, --map-budget N  mappings all zero-copy windows may hold together\n"
+		"                      (default: half of vm.max_map_count)\n"
 		"  -v, --verbose       log every vhost-user message and command with its result\n"
 		"  -h, --help          show this text and exit\n"
 		"\n"
@@ -135,6 +143,8 @@ int main(int argc, char **argv)
 		{ "socket", required_argument, NULL, 's' },
 		{ "no-userptr", no_argument, NULL, 'n' },
 		{ "threads", required_argument, NULL, 't' },
+		{ "backend", required_argument, NULL, 'b' },
+		{ "map-budget", required_argument, NULL, 'm' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -143,11 +153,12 @@ int main(int argc, char **argv)
 	const char *path = NULL;
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	unsigned threads = ncpu > 0 ? (unsigned)(ncpu > 256 ? 256 : ncpu) : 1;
+	uint32_t backend = VGPU_BACKEND_CPU;
 	struct engine *eng;
 	sigset_t sigs;
 	int lfd, sfd, o, running = 1;
 
-	while ((o = getopt_long(argc, argv, "s:nt:vh", longopts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "s:nt:b:m:vh", longopts, NULL)) != -1) {
 		switch (o) {
 		case 's':
 			path = optarg;
@@ -166,6 +177,29 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			threads = (unsigned)v;
+			break;
+		}
+		case 'b':
+			if (strcmp(optarg, "cpu") == 0) {
+				backend = VGPU_BACKEND_CPU;
+			} else if (strcmp(optarg, "opencl") == 0) {
+				backend = VGPU_BACKEND_OPENCL;
+			} else {
+				fprintf(stderr, "virtgpu-hostd: --backend is cpu or opencl, not '%s'\n", optarg);
+				return 2;
+			}
+			break;
+		case 'm': {
+			char *end;
+			unsigned long long v;
+
+			errno = 0;
+			v = strtoull(optarg, &end, 10);
+			if (errno || *optarg < '0' || *optarg > '9' || *end || v < 1 || v > 1ull << 30) {
+				fprintf(stderr, "virtgpu-hostd: --map-budget needs a number from 1 to 2^30, not '%s'\n", optarg);
+				return 2;
+			}
+			win_set_budget(v);
 			break;
 		}
 		case 'v':
@@ -203,7 +237,7 @@ int main(int argc, char **argv)
 		perror("virtgpu-hostd: signalfd");
 		return 1;
 	}
-	eng = engine_new(threads);
+	eng = engine_new_backend(threads, backend);
 	if (!eng) {
 		fprintf(stderr, "virtgpu-hostd: cannot start %u worker threads\n", threads);
 		return 1;
@@ -213,8 +247,9 @@ int main(int argc, char **argv)
 		engine_free(eng);
 		return 1;
 	}
-	hlog("listening on %s (userptr %s, %u threads)", path,
-	     opt.userptr ? "offered" : "not offered", threads);
+	hlog("listening on %s (userptr %s, %u threads, backend %s, zero-copy windows %s, budget %llu mappings)",
+	     path, opt.userptr ? "offered" : "not offered", threads, engine_backend_name(eng),
+	     win_enabled() ? "on" : "off", (unsigned long long)win_budget());
 
 	while (running) {
 		struct pollfd p[2] = { { lfd, POLLIN, 0 }, { sfd, POLLIN, 0 } };

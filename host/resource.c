@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "window.h"
+
 int res_check_entries(const struct guest_mem *gm, const struct gpu_mem_entry *e,
 		      uint32_t n, uint64_t *total)
 {
@@ -56,6 +58,10 @@ uint8_t *res_span(const struct gpu_resource *r, const struct guest_mem *gm,
 
 	if (!r->nents || off >= r->size)
 		return NULL;
+	if (r->win && r->win->base) {
+		*avail = r->size - off;
+		return r->win->base + off;
+	}
 	/* Last entry with e->off <= off. */
 	while (hi - lo > 1) {
 		uint32_t mid = lo + (hi - lo) / 2;

@@ -16,6 +16,8 @@
 #include "gpu_cmd.h"
 #include "guest_mem.h"
 
+struct res_window;
+
 struct res_entry {
 	uint64_t gpa;
 	uint64_t off;     /* offset of this entry inside the resource */
@@ -31,6 +33,7 @@ struct gpu_resource {
 	bool readonly;
 	uint32_t nents;            /* 0: no backing */
 	struct res_entry *ents;
+	struct res_window *win;    /* zero-copy window (window.h); NULL: none */
 };
 
 /*
@@ -45,8 +48,9 @@ struct res_entry *res_build_entries(const struct gpu_mem_entry *e, uint32_t n);
 bool res_backed(const struct gpu_resource *r, const struct guest_mem *gm);
 /*
  * Host address of byte off of the resource and the number of contiguous
- * bytes from there within the same entry (*avail). NULL if off >= size or
- * the entry does not translate.
+ * bytes from there (*avail): to the end of the resource when it has a
+ * window, else to the end of the entry. NULL if off >= size or the entry
+ * does not translate.
  */
 uint8_t *res_span(const struct gpu_resource *r, const struct guest_mem *gm,
 		  uint64_t off, uint64_t *avail);

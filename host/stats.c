@@ -5,12 +5,16 @@
 #include <stdarg.h>
 #include <time.h>
 
+#include "window.h"
+
 struct hostd_stats hostd_stats;
 int hostd_verbose;
 
 static const char *const op_names[VGPU_OP_COUNT] = {
-	"nop", "copy", "fill", "checksum", "saxpy", "sum_f32",
+	"nop", "copy", "fill", "checksum", "saxpy", "sum_f32", "sgemm", "reduce_f32",
 };
+_Static_assert(WIN_NREASONS == sizeof(hostd_stats.win_fallback) / sizeof(hostd_stats.win_fallback[0]),
+	       "one fallback counter per reason");
 
 void stats_print(FILE *f)
 {
@@ -29,6 +33,17 @@ void stats_print(FILE *f)
 	fprintf(f, "  bytes_mapped     %llu\n", (unsigned long long)STAT_GET(mapped_bytes));
 	fprintf(f, "  submits          %llu\n", (unsigned long long)STAT_GET(submits));
 	fprintf(f, "  submit_errors    %llu\n", (unsigned long long)STAT_GET(submit_errors));
+	fprintf(f, "  regions_sealed   %llu\n", (unsigned long long)STAT_GET(regions_sealed));
+	fprintf(f, "  windows          %llu (%llu bytes, %llu of %llu mappings)\n",
+		(unsigned long long)STAT_GET(win_live), (unsigned long long)STAT_GET(win_bytes),
+		(unsigned long long)STAT_GET(win_maps), (unsigned long long)win_budget());
+	for (unsigned i = 1; i < WIN_NREASONS; i++)
+		fprintf(f, "  no_window_%-9s %llu\n", win_reason_name(i),
+			(unsigned long long)STAT_GET(win_fallback[i]));
+	fprintf(f, "  cl_copied_bytes  %llu\n", (unsigned long long)STAT_GET(cl_copied_bytes));
+	fprintf(f, "  cl_zero_copy_maps %llu\n", (unsigned long long)STAT_GET(cl_zero_copy_maps));
+	fprintf(f, "  cl_no_window     %llu\n", (unsigned long long)STAT_GET(cl_nowindow));
+	fprintf(f, "  cl_errors        %llu\n", (unsigned long long)STAT_GET(cl_errors));
 	for (unsigned i = 0; i < VGPU_OP_COUNT; i++)
 		fprintf(f, "  op_%-9s      %llu ops %llu bytes\n", op_names[i],
 			(unsigned long long)STAT_GET(op_count[i]),

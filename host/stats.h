@@ -24,6 +24,15 @@ struct hostd_stats {
 	atomic_uint_fast64_t mapped_bytes;  /* guest RAM mapped now */
 	atomic_uint_fast64_t submits;
 	atomic_uint_fast64_t submit_errors;
+	atomic_uint_fast64_t regions_sealed; /* memory regions whose file cannot shrink */
+	atomic_uint_fast64_t win_live;      /* zero-copy windows mapped now */
+	atomic_uint_fast64_t win_maps;      /* mappings they hold (budgeted) */
+	atomic_uint_fast64_t win_bytes;
+	atomic_uint_fast64_t win_fallback[7]; /* resources left without a window, by enum win_reason */
+	atomic_uint_fast64_t cl_copied_bytes; /* bytes the OpenCL runtime copied instead of using the window */
+	atomic_uint_fast64_t cl_zero_copy_maps; /* maps that returned the window itself */
+	atomic_uint_fast64_t cl_nowindow;   /* submits refused: an op's resource had no window */
+	atomic_uint_fast64_t cl_errors;     /* OpenCL calls that failed while running */
 	atomic_uint_fast64_t op_count[VGPU_OP_COUNT];
 	atomic_uint_fast64_t op_bytes[VGPU_OP_COUNT];
 };

@@ -18,7 +18,14 @@
 
 /* Capset id for VIRTIO_GPU_CMD_GET_CAPSET_INFO / CTX_CREATE context_init. */
 #define VGPU_COMPUTE_CAPSET_ID 16u
-#define VGPU_COMPUTE_CAPSET_VERSION 1u
+/*
+ * Version 2 adds SGEMM, REDUCE_F32 and the backend field of the caps.
+ * A device answers GET_CAPSET for every version from 1 to the one it
+ * reports in CAPSET_INFO, each with that version's layout and op set, so
+ * a guest written for version 1 keeps working unchanged.
+ */
+#define VGPU_COMPUTE_CAPSET_VERSION 2u
+#define VGPU_COMPUTE_CAPSET_VERSION_MIN 1u
 
 /* Context name the guest library passes in CTX_CREATE (debug only). */
 #define VGPU_COMPUTE_CTX_NAME "vgpu-compute"
@@ -36,6 +43,18 @@ struct vgpu_compute_caps {
 	uint32_t op_mask;       /* bit n set: opcode n is supported */
 	uint32_t num_threads;   /* worker threads of the engine */
 	uint64_t max_op_bytes;  /* largest len one op may name */
+	/* Version 2 and later: */
+	uint32_t backend;       /* enum vgpu_compute_backend */
+	uint32_t max_gemm_dim;  /* largest M, N or K of SGEMM */
+};
+
+/* Size of the caps payload of version 1 (the fields up to max_op_bytes). */
+#define VGPU_COMPUTE_CAPS_V1_SIZE 24u
+
+/* What runs the ops on the host (caps.backend). */
+enum vgpu_compute_backend {
+	VGPU_BACKEND_CPU = 0,     /* the device's own C loops on worker threads */
+	VGPU_BACKEND_OPENCL = 1,  /* OpenCL kernels over the guest's pages */
 };
 
 /* Opcodes. */
@@ -58,10 +77,31 @@ enum vgpu_compute_opcode {
 	 * index order, written as a little-endian f64 at dst[dst_off, +8);
 	 * len % 4 == 0. */
 	VGPU_OP_SUM_F32 = 5,
+	/* Version 2. C = A x B over row-major f32 matrices (no alpha/beta):
+	 *   C (M x N, row stride ldc elements) at dst[dst_off, ...),
+	 *   A (M x K, row stride lda) at src[src_off, ...),
+	 *   B (K x N, row stride ldb) at src[b_off, ...) (A and B share src_res),
+	 * with b_off = len, M = arg0 & 0xffffffff, N = arg0 >> 32,
+	 * K = arg1 & 0xffffffff, lda = arg1 >> 32, ldb = arg2 & 0xffffffff,
+	 * ldc = arg2 >> 32; a stride of 0 means packed (lda = K, ldb = ldc = N).
+	 * Offsets % 4 == 0; 1 <= M, N, K <= max_gemm_dim; M * N * K <=
+	 * VGPU_COMPUTE_MAX_GEMM_MACS; lda >= K, ldb >= N, ldc >= N; C may not
+	 * overlap A or B. */
+	VGPU_OP_SGEMM = 6,
+	/* Version 2. Sum of the f32 values of src[src_off, +len), accumulated
+	 * in f64 in an order the device chooses (in parallel), written as a
+	 * little-endian f64 at dst[dst_off, +8); len % 4 == 0. See
+	 * docs/compute-capset.md for the tolerance. */
+	VGPU_OP_REDUCE_F32 = 7,
 	VGPU_OP_COUNT
 };
 
+#define VGPU_COMPUTE_OP_MASK_V1 ((1u << (VGPU_OP_SUM_F32 + 1)) - 1u)
 #define VGPU_COMPUTE_OP_MASK ((1u << VGPU_OP_COUNT) - 1u)
+#define VGPU_COMPUTE_MAX_GEMM_DIM 8192u
+/* Most multiply-adds one SGEMM may ask for (2^33: seconds on a CPU), so
+ * that one op cannot hold the device for minutes. */
+#define VGPU_COMPUTE_MAX_GEMM_MACS (1ull << 33)
 
 /* One op: 64 bytes. Unused fields must be zero. */
 struct vgpu_compute_op {
@@ -73,8 +113,11 @@ struct vgpu_compute_op {
 	uint64_t src_off;
 	uint64_t len;       /* bytes */
 	uint64_t arg0;
-	uint64_t arg1;      /* reserved, must be 0 */
-	uint64_t reserved;  /* must be 0 */
+	uint64_t arg1;      /* must be 0 except for SGEMM */
+	union {
+		uint64_t reserved;  /* must be 0 except for SGEMM */
+		uint64_t arg2;      /* SGEMM: ldb | ldc << 32 */
+	};
 };
 
 #define VGPU_COMPUTE_MAGIC 0x43504756u /* "VGPC" */
@@ -109,6 +152,11 @@ enum vgpu_compute_result {
 	VGPU_COMPUTE_E_ALIGN = 6,      /* len or offset not aligned as the op requires */
 	VGPU_COMPUTE_E_OVERLAP = 7,    /* COPY with overlapping ranges in one resource */
 	VGPU_COMPUTE_E_NOBACKING = 8,  /* resource has no backing pages */
+	/* The OpenCL backend needs a zero-copy window for every resource an op
+	 * names; this one has none (mapping budget spent, or its mem entries
+	 * are not page aligned). Nothing has been written. */
+	VGPU_COMPUTE_E_NOWINDOW = 9,
+	VGPU_COMPUTE_E_DEVICE = 10,    /* the compute device failed while running */
 };
 
 struct vgpu_compute_status {
@@ -127,7 +175,7 @@ struct vgpu_compute_status {
 #else
 #define VGPU_STATIC_ASSERT(c, m) _Static_assert(c, m)
 #endif
-VGPU_STATIC_ASSERT(sizeof(struct vgpu_compute_caps) == 24, "caps size");
+VGPU_STATIC_ASSERT(sizeof(struct vgpu_compute_caps) == 32, "caps size");
 VGPU_STATIC_ASSERT(sizeof(struct vgpu_compute_op) == 64, "op size");
 VGPU_STATIC_ASSERT(sizeof(struct vgpu_compute_submit) == 24, "submit size");
 VGPU_STATIC_ASSERT(sizeof(struct vgpu_compute_status) == 16, "status size");

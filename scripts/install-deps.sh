@@ -11,6 +11,8 @@ packages=(
 	clang libclang-rt-14-dev
 	libdrm-dev libxxhash-dev libcmocka-dev
 	valgrind gnuplot-nox procps python3-ply
+	# the OpenCL backend: the ICD loader and PoCL's CPU device
+	pocl-opencl-icd ocl-icd-opencl-dev opencl-c-headers clinfo
 	# QEMU 10.0 from source (qemu/build.sh) and its firmware at run time
 	libglib2.0-dev libpixman-1-dev libfdt-dev libattr1-dev python3-venv
 	seabios qemu-system-data

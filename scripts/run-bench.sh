@@ -15,6 +15,11 @@
 # result checked against the guest's XXH64, one per userptr path for its mem
 # entries against the pagemap minimum.
 #
+# It also runs the OpenCL comparison: vgpu-bench-cl on the host (the
+# device's kernels on zero-copy windows against host memory, "% of
+# host-native") and vgpu-bench's engine path in a guest whose daemon runs
+# --backend opencl; their tables go between the GENERATED OPENCL markers.
+#
 # --quick (sizes up to 4 MiB, 3 runs) is the smoke test: it writes under
 # build/bench-run/quick and leaves docs/ alone.
 set -euo pipefail
@@ -47,9 +52,13 @@ Options:
   --warmup N         untimed runs first (default 1)
   --fresh-max SIZE   largest size for the copy-fresh paths (default: --max)
   --no-docs          do not rewrite docs/benchmarks.md
+  --opencl-only      run only the OpenCL comparison (vgpu-bench-cl and the guest's
+                     engine path on --backend opencl); the main tables, results.csv
+                     and meta.txt stay as they are
   -h, --help         this help
 
 Outputs: DIR/results.csv (all rows), DIR/meta.txt (machine and run),
+DIR/opencl.csv, DIR/opencl-e2e.csv and DIR/meta-opencl.txt (the OpenCL comparison),
 DIR/throughput.png, the generated section of docs/benchmarks.md, and
 build/bench-run/run-{full,quick}.log (everything the programs printed). Needs gnuplot and python3.
 Exit status: 0 when every TAP test passed, 1 otherwise, 2 on bad usage.
@@ -74,6 +83,7 @@ BUDGET=""
 WARMUP=1
 FRESH_MAX=""
 DOCS=1
+OPENCL_ONLY=0
 
 need_arg() {
 	[ "$2" -ge 2 ] || die_usage "option '$1' needs an argument"
@@ -93,6 +103,7 @@ while [ $# -gt 0 ]; do
 	--budget) need_arg "$1" $#; BUDGET=$2; shift 2 ;;
 	--fresh-max) need_arg "$1" $#; FRESH_MAX=$2; shift 2 ;;
 	--no-docs) DOCS=0; shift ;;
+	--opencl-only) OPENCL_ONLY=1; shift ;;
 	-h | --help) usage; exit 0 ;;
 	*) die_usage "unknown argument '$1'" ;;
 	esac
@@ -178,8 +189,9 @@ fi
 # ---- the programs -----------------------------------------------------------------
 [ -f "$BUILD/build.ninja" ] ||
 	{ echo "$SELF: $BUILD is not a meson build (meson setup $BUILD -Dguest=true -Dkernel_headers=\$PWD/build/uapi/include)" >&2; exit 1; }
-ninja -C "$BUILD" -j2 guest/bench/vgpu-bench guest/bench/vgpu-bench-host host/virtgpu-hostd \
-	>/dev/null || { echo "$SELF: building the benchmark in $BUILD failed" >&2; exit 1; }
+ninja -C "$BUILD" -j2 guest/bench/vgpu-bench guest/bench/vgpu-bench-host guest/bench/vgpu-bench-cl \
+	host/virtgpu-hostd >/dev/null || { echo "$SELF: building the benchmark in $BUILD failed" >&2; exit 1; }
+BENCH_CL=$BUILD/guest/bench/vgpu-bench-cl
 BENCH=$BUILD/guest/bench/vgpu-bench
 BENCH_HOST=$BUILD/guest/bench/vgpu-bench-host
 HOSTD=$BUILD/host/virtgpu-hostd
@@ -212,9 +224,11 @@ ARGS=(--max "$MAX" --runs "$RUNS" --budget "$BUDGET" --warmup "$WARMUP")
 GARGS=("${ARGS[@]}")
 [ -n "$FRESH_MAX" ] && GARGS+=(--fresh-max "$FRESH_MAX")
 
+host_rc=0
+guest_rc=0
+if [ "$OPENCL_ONLY" = 0 ]; then
 # ---- host side ------------------------------------------------------------------
 note "host companion"
-host_rc=0
 "$BENCH_HOST" "${ARGS[@]}" --csv "$WORK/host.csv" >>"$LOG" 2>&1 || host_rc=$?
 
 # ---- guest side -----------------------------------------------------------------
@@ -222,13 +236,41 @@ host_rc=0
 # its pages are guest page cache, warm by construction, with no host I/O
 # under them.
 note "guest ($KERNEL, mem=$MEM)"
-guest_rc=0
 VGPU_HOSTD=$HOSTD "$REPO/tests/system/run-guest.sh" --kernel "$KERNEL" --mem "$MEM" \
 	--guest-tmpfs --no-kmemleak --timeout 900 -- \
 	"$BENCH" "${GARGS[@]}" --csv "$WORK/guest.csv" \
 	--meta "$WORK/meta-guest.txt" >>"$LOG" 2>&1 || guest_rc=$?
-end=$(date +%s)
+fi
 
+# ---- OpenCL: the kernels on the guest's pages against host memory ------------------
+# vgpu-bench-cl (host side) runs each kernel on the zero-copy windows and on
+# host buffers, interleaved; then the guest measures the engine path end to
+# end with the daemon on the OpenCL backend (vgpu-bench's engine-userptr).
+note "OpenCL kernels: windows against host memory"
+cl_rc=0
+CLARGS=(--csv "$OUT/opencl.csv")
+if [ "$QUICK" = 1 ]; then CLARGS+=(--quick); else CLARGS+=(--pairs 15 --max 64M); fi
+"$BENCH_CL" "${CLARGS[@]}" >>"$LOG" 2>&1 || cl_rc=$?
+note "guest, daemon --backend opencl (engine-userptr)"
+cl_e2e_rc=0
+VGPU_HOSTD=$HOSTD "$REPO/tests/system/run-guest.sh" --kernel "$KERNEL" --mem "$MEM" \
+	--no-kmemleak --timeout 900 --daemon-args "--backend opencl" -- \
+	"$BENCH" "${GARGS[@]}" --paths engine-userptr --csv "$OUT/opencl-e2e.csv" \
+	>>"$LOG" 2>&1 || cl_e2e_rc=$?
+end=$(date +%s)
+{
+	cat "$WORK/meta-host.txt"
+	echo "host_loadavg_end: $(cut -d' ' -f1-3 /proc/loadavg)"
+	echo "opencl_device: $(clinfo -l 2>/dev/null | sed -n 's/^ *`-- Device #0: //p' | head -n1)"
+	echo "opencl_bench_exit: $cl_rc"
+	echo "opencl_e2e_exit: $cl_e2e_rc"
+	echo "vm_max_map_count: $(cat /proc/sys/vm/max_map_count)"
+	echo "thp: $(cat /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null)"
+} >"$OUT/meta-opencl.txt"
+
+plot_rc=0
+report_rc=0
+if [ "$OPENCL_ONLY" = 0 ]; then
 # ---- merge ------------------------------------------------------------------------
 {
 	head -n1 "$WORK/host.csv" 2>/dev/null || head -n1 "$WORK/guest.csv"
@@ -284,7 +326,6 @@ set key outside right top
 plot $cmd
 EOF
 }
-plot_rc=0
 plot "$OUT/results.csv" "$OUT/throughput.png" >>"$LOG" 2>&1 || plot_rc=$?
 
 # ---- tables -------------------------------------------------------------------------
@@ -531,9 +572,14 @@ md = md[:a] + '\n' + gen + md[b:]
 open(md_path, 'w').write(md)
 PYEOF
 }
-report_rc=0
 if [ "$DOCS" = 1 ]; then
 	report >>"$LOG" 2>&1 || report_rc=$?
+fi
+fi
+if [ "$DOCS" = 1 ]; then
+	python3 "$REPO/scripts/bench-opencl-report.py" "$OUT/opencl.csv" "$OUT/opencl-e2e.csv" \
+		"$OUT/results.csv" "$OUT/meta-opencl.txt" "$REPO/docs/benchmarks.md" "${OUT#"$REPO"/}" \
+		>>"$LOG" 2>&1 || report_rc=$?
 fi
 
 # ---- TAP --------------------------------------------------------------------------
@@ -564,7 +610,12 @@ path_ok() {
 }
 rows_of() { awk -F, -v p="$1" '$1 == p { n++ } END { print n + 0 }' "$OUT/results.csv"; }
 
-echo "1..$((3 + ${#HOST_PATHS[@]} + ${#GUEST_PATHS[@]} + ${#UPTR_PATHS[@]} + DOCS))"
+if [ "$OPENCL_ONLY" = 1 ]; then
+	echo "1..$((2 + DOCS))"
+else
+	echo "1..$((5 + ${#HOST_PATHS[@]} + ${#GUEST_PATHS[@]} + ${#UPTR_PATHS[@]} + DOCS))"
+fi
+if [ "$OPENCL_ONLY" = 0 ]; then
 tap "$([ "$host_rc" = 0 ] && echo 1)" "vgpu-bench-host exits 0" "exit status $host_rc; see $LOG"
 tap "$([ "$guest_rc" = 0 ] && echo 1)" "vgpu-bench in the guest exits 0" "exit status $guest_rc; see $LOG"
 for p in "${HOST_PATHS[@]}" "${GUEST_PATHS[@]}"; do
@@ -577,7 +628,16 @@ for p in "${UPTR_PATHS[@]}"; do
 	path_ok "$p" entries_ok && ok=1
 	tap "$ok" "$p: mem entries equal the pagemap minimum at every size" "see the entries columns of $OUT/results.csv"
 done
-tap "$([ "$plot_rc" = 0 ] && [ -s "$OUT/throughput.png" ] && echo 1)" "plot written ($OUT/throughput.png)" "gnuplot failed; see $LOG"
+fi
+tap "$([ "$cl_rc" = 0 ] && [ -s "$OUT/opencl.csv" ] && echo 1)" \
+	"vgpu-bench-cl: every kernel on windows, host memory and the copy path, results checked" \
+	"exit status $cl_rc; see $LOG"
+ok=0
+[ "$cl_e2e_rc" = 0 ] && awk -F, 'NR > 1 && $1 == "engine-userptr" { rows++; if ($15 != "yes") bad++ }
+	END { exit !(rows > 0 && bad == 0) }' "$OUT/opencl-e2e.csv" 2>/dev/null && ok=1
+tap "$ok" "engine-userptr in the guest on the OpenCL backend, every result checked" \
+	"exit status $cl_e2e_rc; see $LOG"
+[ "$OPENCL_ONLY" = 0 ] && tap "$([ "$plot_rc" = 0 ] && [ -s "$OUT/throughput.png" ] && echo 1)" "plot written ($OUT/throughput.png)" "gnuplot failed; see $LOG"
 [ "$DOCS" = 1 ] && tap "$([ "$report_rc" = 0 ] && echo 1)" "docs/benchmarks.md tables regenerated" "see $LOG"
 if [ "$fails" -gt 0 ]; then
 	echo "# $fails failed; log: $LOG" >&2

@@ -132,6 +132,7 @@ if ((kernel_ok)) && build guest bash -c 'meson configure build/meson -Dguest=tru
 	suite kselftest-no-userptr tests/system/run-guest.sh --no-userptr -- \
 		build/kselftest/virtgpu_userptr
 	suite system-e2e tests/system/e2e.sh --build build/meson
+	suite system-e2e-opencl tests/system/e2e-opencl.sh --build build/meson
 	suite bench-smoke scripts/run-bench.sh --quick
 	suite guest-stress tests/system/stress.sh --build build/meson
 	suite guest-faults tests/system/faults.sh --build build/meson

@@ -171,6 +171,8 @@ static int get_caps(struct vgpu_device *dev)
 	dev->info.caps.op_mask = le32toh(caps.op_mask);
 	dev->info.caps.num_threads = le32toh(caps.num_threads);
 	dev->info.caps.max_op_bytes = le64toh(caps.max_op_bytes);
+	dev->info.caps.backend = le32toh(caps.backend);
+	dev->info.caps.max_gemm_dim = le32toh(caps.max_gemm_dim);
 	if (dev->info.caps.version != VGPU_COMPUTE_CAPSET_VERSION ||
 	    dev->info.caps.max_ops == 0)
 		return -EOPNOTSUPP;

@@ -35,8 +35,20 @@ static void param_line(const char *name, int64_t v)
 }
 
 static const char *const op_names[VGPU_OP_COUNT] = {
-	"nop", "copy", "fill", "checksum", "saxpy", "sum_f32",
+	"nop", "copy", "fill", "checksum", "saxpy", "sum_f32", "sgemm", "reduce_f32",
 };
+
+static const char *backend_name(uint32_t b)
+{
+	switch (b) {
+	case VGPU_BACKEND_CPU:
+		return "cpu";
+	case VGPU_BACKEND_OPENCL:
+		return "opencl";
+	default:
+		return "unknown";
+	}
+}
 
 int main(int argc, char **argv)
 {
@@ -106,6 +118,9 @@ int main(int argc, char **argv)
 	printf("  version %u, max_ops %u, threads %u, max_op_bytes %" PRIu64 "\n",
 	       info.caps.version, info.caps.max_ops, info.caps.num_threads,
 	       (uint64_t)info.caps.max_op_bytes);
+	if (info.caps.version >= 2)
+		printf("  backend %s, max_gemm_dim %u\n", backend_name(info.caps.backend),
+		       info.caps.max_gemm_dim);
 	printf("  ops:");
 	for (unsigned int i = 0; i < 32; i++) {
 		if (!(info.caps.op_mask & (1u << i)))
@@ -116,6 +131,8 @@ int main(int argc, char **argv)
 			printf(" op%u", i);
 	}
 	printf("\n");
+	if (info.caps.version >= 2)
+		printf("backend: %s\n", backend_name(info.caps.backend));
 	printf("userptr: %s%s\n", info.userptr ? "yes (zero-copy buffers)" : "no (copy fallback)",
 	       info.userptr_disabled ? " [disabled by --no-userptr]" : "");
 	vgpu_close(dev);

@@ -187,21 +187,40 @@ static void setup_ring(struct fe *f, int q, uint16_t num, uint64_t base_gpa, uin
 	assert_int_equal(fe_ack(f, VU_SET_VRING_ENABLE, &st, sizeof(st), NULL, 0), 0);
 }
 
+void fe_set_mem_table(struct fe *f)
+{
+	struct vu_mem_region regs[FE_NREG];
+	uint8_t mt[8 + sizeof(regs)];
+	int fds[FE_NREG];
+
+	memset(mt, 0, sizeof(mt));
+	mt[0] = FE_NREG;
+	for (int i = 0; i < FE_NREG; i++) {
+		regs[i].guest_addr = f->reg[i].gpa;
+		regs[i].size = f->reg[i].size;
+		regs[i].user_addr = f->reg[i].gpa + FE_QVA_BIAS;
+		regs[i].mmap_offset = f->reg[i].off;
+		fds[i] = f->memfd;
+	}
+	memcpy(mt + 8, regs, sizeof(regs));
+	assert_int_equal(fe_ack(f, VU_SET_MEM_TABLE, mt, sizeof(mt), fds, FE_NREG), 0);
+}
+
 void fe_start(struct fe *f, const struct fe_opts *o)
 {
 	struct fe_opts def = { 0 };
 	struct vu_options vo;
-	struct vu_mem_region regs[FE_NREG];
-	uint8_t mt[8 + sizeof(regs)];
-	int sv[2], bp[2], fds[FE_NREG];
+	int sv[2], bp[2];
 	uint64_t feat, pf;
 
 	if (!o)
 		o = &def;
 	memset(f, 0, sizeof(*f));
-	f->memfd = memfd_create("guest-ram", MFD_CLOEXEC);
+	f->memfd = memfd_create("guest-ram", MFD_CLOEXEC | (o->seal ? MFD_ALLOW_SEALING : 0));
 	assert_true(f->memfd >= 0);
 	assert_int_equal(ftruncate(f->memfd, RAM_SIZE), 0);
+	if (o->seal)
+		assert_int_equal(fcntl(f->memfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW), 0);
 	f->ram_size = RAM_SIZE;
 	f->ram = mmap(NULL, RAM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, f->memfd, 0);
 	assert_true(f->ram != MAP_FAILED);
@@ -226,7 +245,7 @@ void fe_start(struct fe *f, const struct fe_opts *o)
 		}
 		assert_true(tries < 500);
 	} else {
-		f->eng = engine_new(o->threads ? o->threads : 2);
+		f->eng = engine_new_backend(o->threads ? o->threads : 2, o->backend);
 		assert_non_null(f->eng);
 		f->gpu = gpu_device_new(f->eng, o->limits);
 		assert_non_null(f->gpu);
@@ -255,17 +274,7 @@ void fe_start(struct fe *f, const struct fe_opts *o)
 	f->features = feat;
 	assert_int_equal(fe_ack(f, VU_SET_FEATURES, &feat, 8, NULL, 0), 0);
 
-	memset(mt, 0, sizeof(mt));
-	mt[0] = FE_NREG;
-	for (int i = 0; i < FE_NREG; i++) {
-		regs[i].guest_addr = f->reg[i].gpa;
-		regs[i].size = f->reg[i].size;
-		regs[i].user_addr = f->reg[i].gpa + FE_QVA_BIAS;
-		regs[i].mmap_offset = f->reg[i].off;
-		fds[i] = f->memfd;
-	}
-	memcpy(mt + 8, regs, sizeof(regs));
-	assert_int_equal(fe_ack(f, VU_SET_MEM_TABLE, mt, sizeof(mt), fds, FE_NREG), 0);
+	fe_set_mem_table(f);
 	setup_ring(f, 0, o->ctrl_num ? o->ctrl_num : 16, FE_R0, o->base);
 	setup_ring(f, 1, 8, FE_R0 + 0x10000, 0);
 }

@@ -69,10 +69,14 @@ struct fe_opts {
 	uint16_t ctrl_num;      /* default 16 */
 	uint16_t base;          /* initial ring index (avail/used), default 0 */
 	const char *socket_path;/* connect to a running daemon instead */
+	uint32_t backend;       /* enum vgpu_compute_backend (in-process device) */
+	bool seal;              /* guest RAM sealed against shrinking, as QEMU does */
 };
 
 /* Start the device thread and do the whole handshake; asserts on failure. */
 void fe_start(struct fe *f, const struct fe_opts *o);
+/* Send SET_MEM_TABLE (again): the same three regions. */
+void fe_set_mem_table(struct fe *f);
 /* Close the connection and wait for the device to free everything. */
 void fe_stop(struct fe *f);
 

@@ -58,6 +58,8 @@ static void test_help(void **state)
 	assert_non_null(strstr(log, "--threads"));
 	assert_non_null(strstr(log, "--verbose"));
 	assert_non_null(strstr(log, "--help"));
+	assert_non_null(strstr(log, "--backend"));
+	assert_non_null(strstr(log, "--map-budget"));
 }
 
 static void test_bad_options(void **state)
@@ -67,8 +69,18 @@ static void test_bad_options(void **state)
 	char *a3[] = { (char *)daemon_path, "--socket", df.sock, "--threads", "2x", NULL };
 	char *a4[] = { (char *)daemon_path, "--threads", "2", NULL };
 	char *a5[] = { (char *)daemon_path, "--socket", df.sock, "extra", NULL };
+	char *a6[] = { (char *)daemon_path, "--socket", df.sock, "--backend", "gpu", NULL };
+	char *a7[] = { (char *)daemon_path, "--socket", df.sock, "--map-budget", "0", NULL };
+	char *a8[] = { (char *)daemon_path, "--socket", df.sock, "--map-budget", "-5", NULL };
+	char *a9[] = { (char *)daemon_path, "--socket", df.sock, "--map-budget", "10x", NULL };
 
 	(void)state;
+	assert_int_equal(run(a6), 2);
+	assert_non_null(strstr(read_log(), "--backend is cpu or opencl"));
+	assert_int_equal(run(a7), 2);
+	assert_non_null(strstr(read_log(), "--map-budget"));
+	assert_int_equal(run(a8), 2);
+	assert_int_equal(run(a9), 2);
 	assert_int_equal(run(a1), 2);
 	assert_int_equal(run(a2), 2);
 	assert_non_null(strstr(read_log(), "--threads"));

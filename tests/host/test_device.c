@@ -316,7 +316,8 @@ static void test_capset(void **state)
 	assert_int_equal(fe_cmd(&F, 0, &ci, sizeof(ci), &rci, sizeof(rci), 1), sizeof(rci));
 	assert_int_equal(rci.hdr.type, VIRTIO_GPU_RESP_OK_CAPSET_INFO);
 	assert_int_equal(rci.capset_id, VGPU_COMPUTE_CAPSET_ID);
-	assert_int_equal(rci.capset_max_version, 1);
+	assert_int_equal(rci.capset_max_version, VGPU_COMPUTE_CAPSET_VERSION);
+	assert_int_equal(rci.capset_max_version, 2);
 	assert_int_equal(rci.capset_max_size, sizeof(struct vgpu_compute_caps));
 	ci.capset_index = 1;
 	assert_int_equal(fe_cmd_simple(&F, &ci, sizeof(ci)), VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
@@ -324,16 +325,30 @@ static void test_capset(void **state)
 	memset(&gc, 0, sizeof(gc));
 	hdr_init(&gc.hdr, VIRTIO_GPU_CMD_GET_CAPSET, 0);
 	gc.capset_id = VGPU_COMPUTE_CAPSET_ID;
+	/* A guest written for version 1 gets version 1's layout and ops. */
 	gc.capset_version = 1;
+	memset(resp, 0xaa, sizeof(resp));
+	assert_int_equal(fe_cmd(&F, 0, &gc, sizeof(gc), resp, sizeof(resp), 1),
+			 sizeof(struct virtio_gpu_ctrl_hdr) + VGPU_COMPUTE_CAPS_V1_SIZE);
+	assert_int_equal(((struct virtio_gpu_ctrl_hdr *)resp)->type, VIRTIO_GPU_RESP_OK_CAPSET);
+	memcpy(&caps, resp + sizeof(struct virtio_gpu_ctrl_hdr), sizeof(caps));
+	assert_int_equal(caps.version, 1);
+	assert_int_equal(caps.max_ops, VGPU_COMPUTE_MAX_OPS);
+	assert_int_equal(caps.op_mask, 0x3f);
+	assert_int_equal(caps.num_threads, 2);
+	assert_true(caps.max_op_bytes >= (1ull << 30));
+	/* Version 2: SGEMM, REDUCE_F32 and the backend. */
+	gc.capset_version = 2;
 	assert_int_equal(fe_cmd(&F, 0, &gc, sizeof(gc), resp, sizeof(resp), 1), sizeof(resp));
 	assert_int_equal(((struct virtio_gpu_ctrl_hdr *)resp)->type, VIRTIO_GPU_RESP_OK_CAPSET);
 	memcpy(&caps, resp + sizeof(struct virtio_gpu_ctrl_hdr), sizeof(caps));
-	assert_int_equal(caps.version, VGPU_COMPUTE_CAPSET_VERSION);
-	assert_int_equal(caps.max_ops, VGPU_COMPUTE_MAX_OPS);
-	assert_int_equal(caps.op_mask, VGPU_COMPUTE_OP_MASK);
-	assert_int_equal(caps.num_threads, 2);
-	assert_true(caps.max_op_bytes >= (1ull << 30));
-	gc.capset_version = 2;
+	assert_int_equal(caps.version, 2);
+	assert_int_equal(caps.op_mask, 0xff);
+	assert_int_equal(caps.backend, VGPU_BACKEND_CPU);
+	assert_int_equal(caps.max_gemm_dim, VGPU_COMPUTE_MAX_GEMM_DIM);
+	gc.capset_version = 3;
+	assert_int_equal(fe_cmd_simple(&F, &gc, sizeof(gc)), VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+	gc.capset_version = 0;
 	assert_int_equal(fe_cmd_simple(&F, &gc, sizeof(gc)), VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
 	gc.capset_version = 1;
 	gc.capset_id = 1;

@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * engine_backend.h - the seam between the engine (decoding and validation
+ * of a whole submit, engine.c) and what runs the validated ops: the CPU
+ * backend (engine_cpu.c) or the OpenCL backend (engine_opencl.c).
+ *
+ * A backend sees only ops that passed validation: resources resolved,
+ * every range inside its resource, alignment and overlap rules checked.
+ */
+#ifndef HOSTD_ENGINE_BACKEND_H
+#define HOSTD_ENGINE_BACKEND_H
+
+#include <stdint.h>
+
+#include "guest_mem.h"
+#include "resource.h"
+#include "vgpu_compute.h"
+
+/* An op after validation. */
+struct vop {
+	uint32_t opcode;
+	const struct gpu_resource *dst, *src;
+	uint64_t dst_off, src_off, len, arg0;
+	/* SGEMM */
+	uint32_t m, n, k, lda, ldb, ldc;
+	uint64_t b_off;
+};
+
+struct engine_backend {
+	const char *name;
+	uint32_t id;              /* enum vgpu_compute_backend */
+	uint32_t num_threads;     /* reported in the caps */
+	/* Can this validated op run here? VGPU_COMPUTE_OK or a result code.
+	 * Called for every op before any op runs. NULL: always. */
+	uint32_t (*check)(struct engine_backend *b, const struct guest_mem *gm,
+			  const struct vop *op);
+	/* Run one op; VGPU_COMPUTE_OK or a result code (E_DEVICE). May be
+	 * called from several threads at once. */
+	uint32_t (*run)(struct engine_backend *b, const struct guest_mem *gm,
+			const struct vop *op);
+	void (*destroy)(struct engine_backend *b);
+};
+
+struct engine;
+/* The backend an engine runs (benchmarks call it directly). */
+struct engine_backend *engine_get_backend(struct engine *e);
+
+struct engine_backend *engine_cpu_new(unsigned nthreads);
+/* NULL when no OpenCL device can be used (the reason is logged). Only
+ * in builds with HOSTD_OPENCL. */
+struct engine_backend *engine_opencl_new(void);
+/* Benchmark only: op through runtime-owned buffers, written in from and
+ * read back into the windows (the copy path of a VMM without userptr). */
+uint32_t engine_opencl_run_copied(struct engine_backend *b, const struct vop *op);
+
+#endif
