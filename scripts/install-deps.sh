@@ -11,6 +11,7 @@ packages=(
 	clang libclang-rt-14-dev
 	libdrm-dev libxxhash-dev libcmocka-dev
 	valgrind gnuplot-nox procps python3-ply
+	abigail-tools g++
 )
 
 missing=()

@@ -72,6 +72,15 @@ else
 	fail_stage host-build "host build failed"
 fi
 
+say "host build under ThreadSanitizer (ring workers, engine pool, device)"
+if { [ -f build/meson-tsan/build.ninja ] ||
+	CC=clang meson setup build/meson-tsan -Db_sanitize=thread -Db_lundef=false; } &&
+	ninja -C build/meson-tsan; then
+	meson_suite host-tsan build/meson-tsan --suite threads
+else
+	fail_stage host-tsan-build "ThreadSanitizer host build failed"
+fi
+
 say "kernel: tree, UML test kernel, headers, kselftest"
 if kernel/setup-tree.sh && kernel/build.sh; then
 	kernel_ok=1
@@ -92,6 +101,7 @@ if ((kernel_ok)) &&
 	suite kselftest-no-userptr tests/system/run-guest.sh --no-userptr -- \
 		build/kselftest/virtgpu_userptr
 	suite system-e2e tests/system/e2e.sh --build build/meson
+	suite guest-async tests/system/async.sh --build build/meson
 	suite bench-smoke scripts/run-bench.sh --quick
 	suite guest-stress tests/system/stress.sh --build build/meson
 	suite guest-faults tests/system/faults.sh --build build/meson

@@ -17,8 +17,26 @@
  *
  * Conventions: every function that can fail returns 0 (or a non-negative
  * value) on success and a negative errno on failure; vgpu_strerror() turns
- * such a value into a message. Objects are not thread-safe: use a device
- * and its buffers and batches from one thread at a time.
+ * such a value into a message and vgpu_error_detail() names the rule the
+ * calling thread's last failed call broke.
+ *
+ * Threads: any thread may use any device, buffer and fence at any time.
+ * A batch is externally synchronised: one thread at a time may add to,
+ * submit, reset or destroy a given batch (as a Vulkan command buffer).
+ *
+ * fork(): the objects belong to the process that created them. In a child
+ * every call on an inherited object fails with -ECHILD, and vgpu_close(),
+ * vgpu_buffer_destroy() and vgpu_fence_destroy() there only free the
+ * child's copy of the memory: they never touch the parent's GEM handles.
+ *
+ * Device loss: once the kernel reports the device gone (-ENODEV), every
+ * later call on that device and its objects returns -ENODEV.
+ *
+ * ABI: the soname is libvgpu.so.VGPU_SOVERSION and every exported symbol
+ * is versioned (VGPU_1). Every struct that crosses the ABI starts with
+ * struct_size, which the caller sets to sizeof the struct it was compiled
+ * with (the inline wrappers below do it); the library fills only that
+ * much, so programs built against an older, smaller struct keep working.
  *
  *   struct vgpu_device *dev;
  *   struct vgpu_buffer *src, *dst;
@@ -44,12 +62,23 @@
 extern "C" {
 #endif
 
-#define VGPU_VERSION_MAJOR 0
-#define VGPU_VERSION_MINOR 1
+#define VGPU_VERSION_MAJOR 1
+#define VGPU_VERSION_MINOR 0
+#define VGPU_VERSION_PATCH 0
+#define VGPU_SOVERSION 1
+#define VGPU_MAKE_VERSION(major, minor, patch) \
+	(((uint32_t)(major) << 16) | ((uint32_t)(minor) << 8) | (uint32_t)(patch))
+#define VGPU_VERSION VGPU_MAKE_VERSION(VGPU_VERSION_MAJOR, VGPU_VERSION_MINOR, VGPU_VERSION_PATCH)
 
 struct vgpu_device;
 struct vgpu_buffer;
 struct vgpu_batch;
+struct vgpu_fence;
+
+/* The version of the library actually loaded, as VGPU_MAKE_VERSION(). A
+ * program built against VGPU_VERSION runs with any loaded version of the
+ * same major and a minor at least as high. */
+uint32_t vgpu_get_version(void);
 
 /* ---- errors --------------------------------------------------------------- */
 
@@ -60,6 +89,14 @@ struct vgpu_batch;
  * string is static; never NULL.
  */
 const char *vgpu_strerror(int err);
+
+/*
+ * What the calling thread's last failed libvgpu call objected to, naming
+ * the rule ("vgpu_batch_fill: len 6 is not a multiple of 4"); "" when the
+ * thread has had no failure yet. The string belongs to the thread and stays
+ * valid until its next libvgpu call.
+ */
+const char *vgpu_error_detail(void);
 
 /* ---- device --------------------------------------------------------------- */
 
@@ -82,12 +119,14 @@ int vgpu_open(const char *path, unsigned int flags, struct vgpu_device **out);
  * not have a context yet (no buffer created on it): -EBUSY otherwise. */
 int vgpu_open_fd(int fd, unsigned int flags, struct vgpu_device **out);
 
-/* Close the device. Buffers still alive are destroyed with it; batches are
- * not: destroy them first (they must not be used after this). NULL is
+/* Close the device. It first waits for every submit still in flight and
+ * retires it; buffers still alive are destroyed with it; batches and fences
+ * are not: destroy them first (they must not be used after this). NULL is
  * accepted. */
 void vgpu_close(struct vgpu_device *dev);
 
 struct vgpu_info {
+	size_t struct_size;         /* sizeof(struct vgpu_info) of the caller */
 	char path[64];              /* node opened */
 	char driver[32];            /* DRM driver name ("virtio_gpu") */
 	int drv_major, drv_minor, drv_patch;
@@ -104,10 +143,21 @@ struct vgpu_info {
 	bool userptr;               /* buffers from user memory are zero-copy */
 	bool userptr_disabled;      /* VGPU_OPEN_NO_USERPTR was given */
 	struct vgpu_compute_caps caps; /* the compute capset's contents */
+	uint32_t num_rings;         /* rings of the context (vgpu_submit_info.ring) */
+	uint32_t max_in_flight;     /* submits that can be in flight at once */
 };
 
-/* Fill *info. Errors: -EINVAL. */
-int vgpu_get_info(const struct vgpu_device *dev, struct vgpu_info *info);
+/* Fill the first info->struct_size bytes of *info (struct_size must cover at
+ * least the fields up to caps). Errors: -EINVAL. */
+int vgpu_query_info(const struct vgpu_device *dev, struct vgpu_info *info);
+
+/* vgpu_query_info() with struct_size set from the caller's header. */
+static inline int vgpu_get_info(const struct vgpu_device *dev, struct vgpu_info *info)
+{
+	if (info)
+		info->struct_size = sizeof(*info);
+	return vgpu_query_info(dev, info);
+}
 
 /* Raw VIRTGPU_PARAM_* query. Errors: -EINVAL, errors of the ioctl (the
  * kernel answers -EINVAL for params it does not know). */
@@ -128,10 +178,12 @@ int vgpu_device_fd(const struct vgpu_device *dev);
 #define VGPU_BUF_FLAGS_ALL (VGPU_BUF_READ_ONLY | VGPU_BUF_COPY | VGPU_BUF_ZERO_COPY)
 
 /*
- * Make the caller's memory [ptr, ptr + size) a GPU buffer. ptr and size
- * must be multiples of the page size (sysconf(_SC_PAGESIZE)) and size
- * non-zero: -EINVAL otherwise. The memory must stay mapped until the buffer
- * is destroyed. On the zero-copy path the pages are pinned (the kernel
+ * Make the caller's memory [ptr, ptr + size) a GPU buffer. Any range is
+ * accepted (size non-zero, no wrap-around: -EINVAL otherwise): the library
+ * registers the pages that hold it, rounded outward to the page size, and
+ * ops name offsets relative to ptr, as always; vgpu_buffer_offset() says
+ * where ptr lies in its first page. The whole pages must stay mapped until
+ * the buffer is destroyed. On the zero-copy path the pages are pinned (the kernel
  * refuses with -EFAULT a range that is not mapped, or is read-only without
  * VGPU_BUF_READ_ONLY, with -ENOMEM one over RLIMIT_MEMLOCK, and with -E2BIG
  * one too fragmented in physical memory for one device request). On the copy
@@ -161,6 +213,10 @@ int vgpu_buffer_alloc(struct vgpu_device *dev, size_t size, unsigned int flags,
  * destroy such a batch before destroying the buffers it uses. */
 void vgpu_buffer_destroy(struct vgpu_buffer *buf);
 
+/* ptr's offset in the first page the buffer registered (0 for aligned
+ * memory and for vgpu_buffer_alloc()). */
+size_t vgpu_buffer_offset(const struct vgpu_buffer *buf);
+
 /* true: the device works on the memory itself (userptr blob). */
 bool vgpu_buffer_is_zero_copy(const struct vgpu_buffer *buf);
 bool vgpu_buffer_is_read_only(const struct vgpu_buffer *buf);
@@ -174,12 +230,19 @@ uint32_t vgpu_buffer_handle(const struct vgpu_buffer *buf);
 
 /* ---- compute batches ------------------------------------------------------ */
 
+/* device_result when the device never reported on the submit: the submit
+ * was refused before it reached the device, the transport failed, or the
+ * wait timed out. Never equal to VGPU_COMPUTE_OK. */
+#define VGPU_RESULT_NOT_EXECUTED 0xffffffffu
+
 /* Result of one submit, as the device reported it. */
 struct vgpu_submit_result {
-	uint32_t device_result; /* enum vgpu_compute_result */
+	size_t struct_size;     /* sizeof(struct vgpu_submit_result) of the caller */
+	uint32_t device_result; /* enum vgpu_compute_result, or VGPU_RESULT_NOT_EXECUTED */
 	uint32_t op_index;      /* failing op; num_ops when none failed */
 	uint64_t ops_done;      /* ops the device executed */
 	uint32_t num_ops;       /* ops in the submit */
+	uint32_t ring;          /* ring the submit ran on */
 };
 
 /* Create an empty batch. Errors: -EINVAL, -ENOMEM. */
@@ -228,10 +291,13 @@ int vgpu_batch_add_raw(struct vgpu_batch *b, uint32_t opcode, uint32_t flags,
 
 /*
  * Submit the batch and wait for it (timeout_ms from vgpu_batch_set_timeout,
- * default 60000; -ETIMEDOUT after it). On the copy path, copies the memory
- * in first and the written ranges back after. The ops stay in the batch
- * (vgpu_batch_reset() to start over). result (optional) receives the
- * device's status record.
+ * default 60000; -ETIMEDOUT after it): vgpu_batch_submit_async() on ring 0
+ * and vgpu_fence_wait(). On the copy path, copies the memory in first and
+ * the written ranges back after. The ops stay in the batch
+ * (vgpu_batch_reset() to start over). result (optional; struct_size set)
+ * receives the device's status record, device_result
+ * VGPU_RESULT_NOT_EXECUTED when there is none. After -ETIMEDOUT the submit
+ * is still in flight: the library retires it later (vgpu_close() waits).
  * Errors: -EINVAL (empty batch), -EACCES (copy path: write into a read-only
  * buffer), -ETIMEDOUT, -EIO (no status record came back), the kernel's
  * errors from the execbuffer ioctl, and the device's result mapped:
@@ -241,8 +307,84 @@ int vgpu_batch_add_raw(struct vgpu_batch *b, uint32_t opcode, uint32_t flags,
  *   VGPU_COMPUTE_E_OVERLAP   -> -EINVAL     VGPU_COMPUTE_E_NOBACKING -> -ENXIO
  *   unknown result codes     -> -EIO
  */
-int vgpu_batch_submit(struct vgpu_batch *b, struct vgpu_submit_result *result);
+int vgpu_batch_run(struct vgpu_batch *b, struct vgpu_submit_result *result);
+
+/* vgpu_batch_run() with result->struct_size set from the caller's header. */
+static inline int vgpu_batch_submit(struct vgpu_batch *b, struct vgpu_submit_result *result)
+{
+	if (result)
+		result->struct_size = sizeof(*result);
+	return vgpu_batch_run(b, result);
+}
+
 void vgpu_batch_set_timeout(struct vgpu_batch *b, int timeout_ms);
+
+/* ---- asynchronous submission ------------------------------------------------ */
+
+/* How to submit; every field but struct_size may be left 0 (ring 0, no
+ * in-fences, no out-syncobjs). Syncobjs are DRM syncobj handles on the
+ * device's fd (vgpu_device_fd(); drmSyncobjCreate() makes them). */
+struct vgpu_submit_info {
+	size_t struct_size;          /* sizeof(struct vgpu_submit_info) */
+	uint32_t ring;               /* < vgpu_info.num_rings */
+	uint32_t flags;              /* VGPU_SUBMIT_* */
+	int in_fence_fd;             /* with VGPU_SUBMIT_IN_FENCE_FD: a sync_file to wait for */
+	uint32_t num_in_syncobjs;
+	const uint32_t *in_syncobjs;       /* handles the submit waits for */
+	const uint64_t *in_syncobj_points; /* timeline points, or NULL (binary) */
+	uint32_t num_out_syncobjs;
+	const uint32_t *out_syncobjs;      /* handles signalled when it is done */
+	const uint64_t *out_syncobj_points;
+};
+
+/* vgpu_submit_info.flags: in_fence_fd holds a sync_file (the library does
+ * not close it). */
+#define VGPU_SUBMIT_IN_FENCE_FD (1u << 0)
+#define VGPU_SUBMIT_FLAGS_ALL VGPU_SUBMIT_IN_FENCE_FD
+
+/*
+ * Submit the batch and return at once with a fence for it in *out. Rings
+ * run independently: submits on one ring run in submit order, submits on
+ * different rings in any order unless fences chain them. Each submit gets
+ * its own status record, released when its fence retires (the first
+ * vgpu_fence_wait() that sees it signalled, or a later submit that needs
+ * the slot). The batch can be changed or reused as soon as this returns.
+ *
+ * Zero-copy buffers are never copied. Copy-path buffers are copied in now
+ * and their written ranges copied back when the fence retires; a submit
+ * that uses a copy-path buffer which an earlier unretired submit uses
+ * first waits for that submit to retire, so copies never reorder.
+ *
+ * The kernel itself waits, inside this call, for in-fences from another
+ * ring or another device before it queues the submit; in-fences from the
+ * same ring cost nothing.
+ *
+ * info may be NULL (ring 0, no fences). At most vgpu_info.max_in_flight
+ * submits are in flight per device: past that the call first retires the
+ * oldest (waiting for it, up to the batch's timeout: -ETIMEDOUT).
+ * Errors: as vgpu_batch_run() before the device runs anything, and -EINVAL
+ * for a ring >= num_rings, unknown flags, a count without its array.
+ */
+int vgpu_batch_submit_async(struct vgpu_batch *b, const struct vgpu_submit_info *info,
+			    struct vgpu_fence **out);
+
+/*
+ * Wait up to timeout_ms (< 0: for ever, 0: just poll) for the fence.
+ * Returns 0 when the submit completed and the device reported success,
+ * -ETIMEDOUT when it has not completed (wait again later: nothing is lost),
+ * the device's result as an errno (see vgpu_batch_run()) otherwise. result
+ * (optional, struct_size set) receives the status record once completed.
+ * Any number of threads may wait on one fence.
+ */
+int vgpu_fence_wait(struct vgpu_fence *f, int timeout_ms, struct vgpu_submit_result *result);
+
+/* A new sync_file fd for the fence (the caller closes it), to pass to
+ * another submit, another device or poll(). Errors: -EINVAL, -EMFILE. */
+int vgpu_fence_export(struct vgpu_fence *f);
+
+/* Drop the fence. A submit still in flight is not cancelled: the library
+ * retires it later. NULL is accepted. */
+void vgpu_fence_destroy(struct vgpu_fence *f);
 
 /* Text for a device result code (enum vgpu_compute_result). */
 const char *vgpu_result_str(uint32_t device_result);
