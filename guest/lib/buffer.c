@@ -237,6 +237,14 @@ void vgpu_buffer_unref_locked(struct vgpu_buffer *buf)
 	}
 }
 
+void vgpu_buffer_destroy_locked(struct vgpu_buffer *buf)
+{
+	if (!buf->destroyed) {
+		buf->destroyed = true;
+		vgpu_buffer_unref_locked(buf);
+	}
+}
+
 /* Submits still in flight keep the buffer (and its pages) until their
  * fences retire. */
 VGPU_EXPORT void vgpu_buffer_destroy(struct vgpu_buffer *buf)
@@ -250,11 +258,13 @@ VGPU_EXPORT void vgpu_buffer_destroy(struct vgpu_buffer *buf)
 	 * parent's. */
 	if (vgpu_dev_foreign(dev))
 		return;
-	pthread_mutex_lock(&dev->lock);
-	if (!buf->destroyed) {
-		buf->destroyed = true;
-		vgpu_buffer_unref_locked(buf);
+	/* An entry of the registration cache goes back to the cache. */
+	if (buf->cached) {
+		vgpu_buffer_put(buf);
+		return;
 	}
+	pthread_mutex_lock(&dev->lock);
+	vgpu_buffer_destroy_locked(buf);
 	pthread_mutex_unlock(&dev->lock);
 }
 

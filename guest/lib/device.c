@@ -431,6 +431,7 @@ VGPU_EXPORT void vgpu_close(struct vgpu_device *dev)
 		pthread_mutex_lock(&dev->lock);
 		b->refs = 1;
 		b->destroyed = false;
+		b->cached = false;
 		pthread_mutex_unlock(&dev->lock);
 		vgpu_buffer_destroy(b);
 	}

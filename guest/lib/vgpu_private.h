@@ -36,6 +36,25 @@ struct vgpu_buffer {
 	bool userptr;                    /* a userptr blob (device enforces RO) */
 	bool read_only;
 	bool owned_memory;               /* vgpu_buffer_alloc() */
+	/* registration cache (rcache.c), under dev->lock */
+	bool cached;                     /* an entry of the cache */
+	bool stale;                      /* invalidated while in use */
+	unsigned int cache_flags;
+	unsigned int cache_users;        /* vgpu_buffer_get() minus put */
+	uintptr_t start, end;            /* the page range registered */
+	struct vgpu_buffer *it_left, *it_right; /* interval tree (treap) */
+	uintptr_t it_max;                /* largest end in the subtree */
+	uint32_t it_prio;
+	struct vgpu_buffer *lru_prev, *lru_next; /* unused entries, oldest first */
+};
+
+struct vgpu_rcache {
+	struct vgpu_buffer *root;        /* interval tree of the live entries */
+	struct vgpu_buffer *lru, *lru_tail;
+	uint64_t budget;                 /* bytes of entries kept unused */
+	uint64_t bytes, entries;         /* live entries */
+	uint64_t hits, misses, evictions, invalidated;
+	uint32_t seed;
 };
 
 struct vgpu_device {
@@ -52,6 +71,7 @@ struct vgpu_device {
 	struct vgpu_fence *pending;      /* unretired fences, oldest first */
 	struct vgpu_fence *pending_tail;
 	uint64_t slot_map[VGPU_STATUS_SLOTS / 64]; /* bit set: slot in use */
+	struct vgpu_rcache cache;
 	/* status records: a small mappable guest blob */
 	uint32_t status_handle;
 	uint32_t status_res_id;
@@ -87,6 +107,9 @@ void vgpu_close_handle(struct vgpu_device *dev, uint32_t handle);
 /* Buffer references (dev->lock held): the last put frees the buffer. */
 void vgpu_buffer_ref_locked(struct vgpu_buffer *buf);
 void vgpu_buffer_unref_locked(struct vgpu_buffer *buf);
+
+/* Destroy with dev->lock held (the caller's reference). */
+void vgpu_buffer_destroy_locked(struct vgpu_buffer *buf);
 
 /* Wait for and retire every unretired fence (vgpu_close()). */
 void vgpu_retire_all(struct vgpu_device *dev);

@@ -446,6 +446,85 @@ done:
 	munmap(p, size);
 }
 
+/* ---- registration cache ---- */
+
+static struct vgpu_cache_stats cache_stats(void)
+{
+	struct vgpu_cache_stats st = { .struct_size = sizeof(st) };
+
+	vgpu_cache_get_stats(dev, &st);
+	return st;
+}
+
+static void test_cache(void)
+{
+	const size_t size = 8 * page;
+	uint8_t *p = map_anon(size);
+	struct vgpu_buffer *b1 = NULL, *b2 = NULL, *b3 = NULL, *b4 = NULL;
+	struct vgpu_batch *b = new_batch();
+	struct vgpu_cache_stats st0 = cache_stats(), st;
+	uint64_t o1 = 0, o2 = 0, o3 = 0;
+	int n;
+
+	tap_eq(vgpu_cache_configure(dev, &(struct vgpu_cache_config){
+			.struct_size = sizeof(struct vgpu_cache_config), .max_bytes = 64 * 1024 }), 0,
+	       "cache budget 64 KiB");
+	memset(p, 0, size);
+	tap_eq(vgpu_buffer_get(dev, p + 10, 100, 0, &b1, &o1), 0, "get [p + 10, +100)");
+	tap_eq(o1, 10, "offset 10 in the entry");
+	tap_eq(vgpu_buffer_get(dev, p + 200, 50, 0, &b2, &o2), 0, "get [p + 200, +50)");
+	tap_ok(b2 == b1 && o2 == 200, "a hit: the same entry, offset 200");
+	tap_eq(vgpu_buffer_get(dev, p + page - 8, 16, 0, &b3, &o3), 0, "get a range across a page");
+	tap_ok(b3 != b1 && o3 == page - 8, "a miss: a new two-page entry");
+	st = cache_stats();
+	tap_ok(st.hits - st0.hits == 1 && st.misses - st0.misses == 2 && st.entries == 2 &&
+	       st.bytes == 3 * page, "stats: 1 hit, 2 misses, 2 entries of 3 pages (%" PRIu64
+	       " entries, %" PRIu64 " bytes)", st.entries, st.bytes);
+	vgpu_batch_fill(b, b2, o2, 48, 0x0b0b0b0b);
+	vgpu_batch_fill(b, b3, o3, 16, 0x0c0c0c0c);
+	tap_eq(vgpu_batch_submit(b, NULL), 0, "ops through cached buffers at their offsets");
+	tap_ok(all_u32(p + 200, 48, 0x0b0b0b0b) && all_u32(p + page - 8, 16, 0x0c0c0c0c) &&
+	       all_bytes(p + 248, page - 8 - 248, 0), "they landed where the caller's pointers say");
+	vgpu_buffer_put(b1);
+	vgpu_buffer_put(b2);
+	vgpu_buffer_put(b3);
+	tap_eq(cache_stats().entries, 2, "unused entries stay within the budget");
+	tap_eq(vgpu_buffer_get(dev, p + 20, 8, VGPU_BUF_READ_ONLY, &b4, &o1), 0,
+	       "get with other flags");
+	tap_ok(b4 != b1, "other flags: another entry");
+	vgpu_buffer_put(b4);
+	tap_eq(vgpu_buffer_get(dev, p + 300, 8, 0, &b1, &o1), 0, "get again after put");
+	tap_eq(cache_stats().hits - st0.hits, 2, "a hit on the unused entry");
+	vgpu_buffer_put(b1);
+	/* Budget: one page kept; the oldest unused entries go first. */
+	vgpu_cache_configure(dev, &(struct vgpu_cache_config){
+			.struct_size = sizeof(struct vgpu_cache_config), .max_bytes = page });
+	st = cache_stats();
+	tap_ok(st.bytes <= page && st.evictions - st0.evictions >= 2,
+	       "a 1-page budget evicts down to it (%" PRIu64 " bytes, %" PRIu64 " evictions)",
+	       st.bytes, st.evictions - st0.evictions);
+	/* Invalidation, of an unused and of a used entry. */
+	vgpu_cache_configure(dev, &(struct vgpu_cache_config){
+			.struct_size = sizeof(struct vgpu_cache_config), .max_bytes = 1 << 20 });
+	vgpu_buffer_get(dev, p + 4 * page, 10, 0, &b1, &o1);
+	vgpu_buffer_get(dev, p + 6 * page, 10, 0, &b2, &o2);
+	vgpu_buffer_put(b2);
+	n = vgpu_invalidate(dev, p + 4 * page, 4 * page);
+	tap_eq(n, 2, "vgpu_invalidate of the upper half: 2 entries");
+	tap_eq(vgpu_buffer_get(dev, p + 4 * page + 5, 4, 0, &b3, &o3), 0, "get in it again");
+	tap_ok(b3 != b1 && o3 == 5, "a miss: the invalidated entry is not handed out");
+	vgpu_batch_reset(b);
+	vgpu_batch_fill(b, b1, o1, 8, 0x0d0d0d0d);
+	tap_eq(vgpu_batch_submit(b, NULL), 0, "the invalidated entry still works for its user");
+	vgpu_buffer_put(b1);
+	vgpu_buffer_put(b3);
+	n = vgpu_invalidate(dev, p, size);
+	tap_ok(n >= 1 && cache_stats().entries == 0, "invalidate everything: %d entries, none left", n);
+	tap_eq(vgpu_invalidate(dev, p, 0), -EINVAL, "vgpu_invalidate(len 0) = -EINVAL");
+	vgpu_batch_destroy(b);
+	munmap(p, size);
+}
+
 /* ---- threads ---- */
 
 struct worker {
@@ -453,11 +532,15 @@ struct worker {
 	unsigned int id;
 	struct vgpu_buffer *shared_src; /* read by every thread */
 	unsigned int good, bad;
+	struct vgpu_buffer *cached[1];
+	unsigned int ncached;
 };
+
+static uint8_t *cache_area;
+static size_t cache_size;
 
 static uint8_t *shared_mem;
 static size_t shared_size;
-static uint64_t shared_sum;
 
 static void *worker_main(void *arg)
 {
@@ -486,6 +569,23 @@ static void *worker_main(void *arg)
 		vgpu_batch_reset(b);
 		vgpu_batch_fill(b, buf, 0, size, v);
 		vgpu_batch_checksum(b, buf, 0, w->shared_src, 0, shared_size, i);
+		{
+			/* The shared area again, through the cache: every thread
+			 * gets, uses and puts overlapping entries, and now and
+			 * then invalidates them all. */
+			struct vgpu_buffer *cb = NULL;
+			uint64_t off = 0;
+			size_t at = (size_t)(w->id * 64 + i % 32) * 8;
+
+			if (vgpu_buffer_get(dev, cache_area + at, 8, 0, &cb, &off) == 0) {
+				vgpu_batch_fill(b, cb, off, 8, v);
+				if (i % 16 == 5)
+					vgpu_invalidate(dev, cache_area, cache_size);
+			} else {
+				w->bad++;
+			}
+			w->cached[w->ncached++] = cb;
+		}
 		if (i % 2) {
 			ok = vgpu_batch_submit(b, NULL) == 0;
 		} else {
@@ -496,7 +596,10 @@ static void *worker_main(void *arg)
 			vgpu_fence_destroy(f);
 		}
 		ok = ok && rd64(p) == XXH64(shared_mem, shared_size, i) &&
-		     all_u32(p + 8, size - 8, v) && (i != 0 || shared_sum);
+		     all_u32(p + 8, size - 8, v) &&
+		     all_u32(cache_area + (size_t)(w->id * 64 + i % 32) * 8, 8, v);
+		while (w->ncached)
+			vgpu_buffer_put(w->cached[--w->ncached]);
 		if (ok)
 			w->good++;
 		else
@@ -517,7 +620,10 @@ static void test_threads(void)
 	shared_size = 16 * page;
 	shared_mem = map_anon(shared_size);
 	fill_pattern(shared_mem, shared_size, 3);
-	shared_sum = XXH64(shared_mem, shared_size, 0) | 1;
+	cache_size = 16 * page;
+	cache_area = map_anon(cache_size);
+	vgpu_cache_configure(dev, &(struct vgpu_cache_config){
+			.struct_size = sizeof(struct vgpu_cache_config), .max_bytes = 8 * page });
 	src = user_buf(shared_mem, shared_size, VGPU_BUF_READ_ONLY);
 	for (unsigned int t = 0; t < nthreads; t++) {
 		ws[t].id = t;
@@ -530,10 +636,20 @@ static void test_threads(void)
 		bad += ws[t].bad;
 	}
 	tap_eq(good, nthreads * iters, "%u threads x %u iterations (own buffers, one shared "
-	       "buffer, sync and async, one ring each): all right", nthreads, iters);
+	       "buffer, cached buffers, sync and async, one ring each): all right", nthreads, iters);
 	tap_eq(bad, 0, "no failures");
+	{
+		struct vgpu_cache_stats st = cache_stats();
+
+		tap_ok(st.hits > 0 && st.invalidated > 0, "the threads shared cache entries (%"
+		       PRIu64 " hits, %" PRIu64 " misses, %" PRIu64 " invalidated)", st.hits,
+		       st.misses, st.invalidated);
+	}
+	vgpu_invalidate(dev, cache_area, cache_size);
+	tap_eq(cache_stats().entries, 0, "no entry left after the last invalidate");
 	vgpu_buffer_destroy(src);
 	munmap(shared_mem, shared_size);
+	munmap(cache_area, cache_size);
 	free(ws);
 }
 
@@ -611,6 +727,7 @@ int main(int argc, char **argv)
 	test_same_buffer_order();
 	test_errors();
 	test_any_range();
+	test_cache();
 	test_threads();
 	test_fork();
 	vgpu_close(dev);

@@ -228,6 +228,67 @@ void *vgpu_buffer_data(const struct vgpu_buffer *buf);
 uint32_t vgpu_buffer_res_id(const struct vgpu_buffer *buf);
 uint32_t vgpu_buffer_handle(const struct vgpu_buffer *buf);
 
+/* ---- registration cache ------------------------------------------------------ */
+
+/*
+ * Runtimes register the same user memory over and over (every kernel
+ * launch names its arguments again). The cache keeps registrations alive
+ * after use and hands them out again for any range they cover:
+ *
+ *   vgpu_buffer_get(dev, ptr, size, flags, &buf, &off);  // hit or register
+ *   vgpu_batch_copy(b, buf, off, ...);                   // ops at buf + off
+ *   vgpu_buffer_put(buf);                                // back to the cache
+ *
+ * Entries are page ranges in an interval tree, reference-counted; unused
+ * ones are kept in LRU order within a byte budget (0, the default: none is
+ * kept, every put of the last user destroys the registration).
+ *
+ * The hazard the cache cannot see: a cached registration pins the pages
+ * that were mapped when it was made. If the program munmap()s the range
+ * (or MADV_DONTNEEDs it, or mremap()s it) and maps something else there, a
+ * later hit still names the old pages: the device works on memory the
+ * program no longer sees (and the pages stay pinned until the entry goes).
+ * The kernel offers no invalidation callback for userptr blobs yet, so a
+ * program that unmaps memory it registered through the cache must call
+ * vgpu_invalidate() for the range first (runtimes that hook munmap, as UCX
+ * and the ROCm runtime do, call it from there). On the copy path the
+ * entry copies from the caller's address at submit time, so it follows
+ * the new mapping; only zero-copy entries go stale.
+ */
+struct vgpu_cache_config {
+	size_t struct_size;    /* sizeof(struct vgpu_cache_config) */
+	uint64_t max_bytes;    /* registered bytes kept while unused; 0: none */
+};
+
+struct vgpu_cache_stats {
+	size_t struct_size;    /* sizeof(struct vgpu_cache_stats) */
+	uint64_t hits, misses, evictions, invalidated;
+	uint64_t entries, bytes; /* live entries (used or not) and their pages */
+};
+
+/* Set the budget; evicts at once down to it. Errors: -EINVAL. */
+int vgpu_cache_configure(struct vgpu_device *dev, const struct vgpu_cache_config *cfg);
+int vgpu_cache_get_stats(struct vgpu_device *dev, struct vgpu_cache_stats *stats);
+
+/*
+ * A buffer covering [ptr, ptr + size) with exactly these flags: a cached
+ * one when there is one (a hit), else a new registration of the pages that
+ * hold the range. *offset is where ptr lies in it: name ptr + x in ops as
+ * offset + x. Each get needs one vgpu_buffer_put() (vgpu_buffer_destroy()
+ * on such a buffer does the same). Errors: as vgpu_buffer_from_user().
+ */
+int vgpu_buffer_get(struct vgpu_device *dev, void *ptr, size_t size, unsigned int flags,
+		    struct vgpu_buffer **out, uint64_t *offset);
+void vgpu_buffer_put(struct vgpu_buffer *buf);
+
+/*
+ * Forget every cache entry that overlaps [addr, addr + len): unused ones
+ * are destroyed now, used ones when their last user puts them (they are no
+ * longer handed out). Call it before munmap() of registered memory.
+ * Returns the number of entries invalidated, or -EINVAL/-ECHILD/-ENODEV.
+ */
+int vgpu_invalidate(struct vgpu_device *dev, void *addr, size_t len);
+
 /* ---- compute batches ------------------------------------------------------ */
 
 /* device_result when the device never reported on the submit: the submit
