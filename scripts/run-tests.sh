@@ -103,6 +103,7 @@ if ((kernel_ok)) &&
 	suite system-e2e tests/system/e2e.sh --build build/meson
 	suite guest-async tests/system/async.sh --build build/meson
 	suite bench-smoke scripts/run-bench.sh --quick
+	suite bench-submit-smoke scripts/run-bench-submit.sh --quick
 	suite guest-stress tests/system/stress.sh --build build/meson
 	suite guest-faults tests/system/faults.sh --build build/meson
 else
