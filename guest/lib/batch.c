@@ -529,6 +529,19 @@ static void retire_locked(struct vgpu_fence *f, bool executed)
 	fence_unref_locked(f); /* the pending list's reference */
 }
 
+/*
+ * The device writes a submit's status record after its last op and before
+ * it answers: a record that is no longer PENDING means the work is done,
+ * and the fence may retire without a system call (the kernel signals the
+ * sync_file a little later, when the answer arrives).
+ */
+static bool status_written(struct vgpu_fence *f)
+{
+	struct vgpu_compute_status *st = slot_ptr(f->dev, f->slot);
+
+	return le32toh(__atomic_load_n(&st->result, __ATOMIC_ACQUIRE)) != VGPU_STATUS_PENDING;
+}
+
 /* Retire every pending fence already signalled (dev->lock held); one
  * poll() for all of them. */
 static void reap_locked(struct vgpu_device *dev)
@@ -840,6 +853,8 @@ VGPU_EXPORT int vgpu_fence_wait(struct vgpu_fence *f, int timeout_ms,
 	if (err)
 		return err;
 	pthread_mutex_lock(&dev->lock);
+	if (!f->retired && status_written(f))
+		retire_locked(f, true);
 	if (!f->retired) {
 		f->refs++;
 		pthread_mutex_unlock(&dev->lock);
