@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: MIT
 #
 # run-bench-submit.sh - submits per second and latency of small submits in
-# the guest: the synchronous call against asynchronous submits with 1, 4 and
-# 16 in flight, on one ring and on several (guest/tools/vgpu-submit-bench.c),
+# the guest: the synchronous path of libvgpu 0.1 and of 1.0 against
+# asynchronous submits with 1, 4 and 16 in flight, on one ring and on
+# several (guest/tools/vgpu-submit-bench.c),
 # side by side in one run. Prints TAP (the run, every configuration present,
 # every figure positive) and the table.
 #
@@ -49,15 +50,15 @@ ok() {
 }
 ok "$rc" "vgpu-submit-bench ran in the guest (exit $rc)"
 rows=$(grep -c '^submit-bench ' "$log")
-ok "$([ "$rows" = 7 ] && echo 0 || echo 1)" "7 configurations measured ($rows)"
+ok "$([ "$rows" = 8 ] && echo 0 || echo 1)" "8 configurations measured ($rows)"
 bad=$(awk '/^submit-bench / && !($5 > 0 && $6 > 0 && $7 > 0 && $9 > 0)' "$log" | wc -l)
 ok "$([ "$bad" = 0 ] && echo 0 || echo 1)" "every figure is positive"
 {
 	grep '^# submits=' "$log"
-	echo "| path | in flight | rings | submits/s | latency median (us) | p99 (us) | in the call (us) | x sync |"
+	echo "| path | in flight | rings | submits/s | latency median (us) | p99 (us) | in the call (us) | x sync-0.1 |"
 	echo "|---|---|---|---|---|---|---|---|"
 	awk '/^submit-bench / { printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n",
-		$2, ($2 == "sync" ? "1" : $3), $4, $5, $6, $7, $8, $9 }' "$log"
+		$2, ($3 == "0" ? "1" : $3), ($4 == "0" ? "-" : $4), $5, $6, $7, $8, $9 }' "$log"
 } >"$log.table"
 sed 's/^/# /' "$log.table"
 if [ "$rc" != 0 ]; then

@@ -8,18 +8,25 @@
  *   vgpu-submit-bench [--submits N] [--reps N] [--bytes N] [--rings N]
  *
  * One submit is one fill op of --bytes (default 64) into a buffer of the
- * library's own (a guest blob: the same on both device paths). Latency is
+ * library's own (a guest blob: the same on both device paths). The first
+ * row, sync-0.1, is the synchronous path of libvgpu 0.1 (no ring, one
+ * shared status record) in raw ioctls: the baseline every ratio refers to. Latency is
  * the time from the start of the submit call to the return of the wait
  * that saw its fence signalled. Output: a header line, then
  *   submit-bench MODE DEPTH RINGS SUBMITS_PER_S LAT_MEDIAN_US LAT_P99_US CALL_US RATIO
  * with CALL_US the median time inside the submit call itself and RATIO the
- * throughput over the synchronous path's.
+ * throughput over the sync-0.1 row's.
  */
+#include <endian.h>
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+#include <xf86drm.h>
+#include <drm/virtgpu_drm.h>
 
 #include <vgpu/vgpu.h>
 
@@ -46,7 +53,55 @@ struct figures {
 	double rate, lat_med, lat_p99, call_med;
 };
 
-/* One run: depth 0 is the synchronous call. */
+/*
+ * The synchronous path of libvgpu 0.1, as it was: one execbuffer without a
+ * ring (the device runs it in order on its queue thread), its out-fence
+ * polled and closed, one shared status record. Raw ioctls on the device's
+ * fd, so that it runs beside the others in the same guest.
+ */
+static struct vgpu_buffer *legacy_status;
+
+static int legacy_submit(struct vgpu_buffer *buf, unsigned int r)
+{
+	struct {
+		struct vgpu_compute_submit h;
+		struct vgpu_compute_op op;
+	} cmd;
+	uint32_t handles[2] = { vgpu_buffer_handle(legacy_status), vgpu_buffer_handle(buf) };
+	struct drm_virtgpu_execbuffer eb;
+	struct pollfd pfd;
+	volatile struct vgpu_compute_status *st = vgpu_buffer_data(legacy_status);
+	int rc;
+
+	memset(&cmd, 0, sizeof(cmd));
+	cmd.h.magic = htole32(VGPU_COMPUTE_MAGIC);
+	cmd.h.num_ops = htole32(1);
+	cmd.h.status_res = htole32(vgpu_buffer_res_id(legacy_status));
+	cmd.op.opcode = htole32(VGPU_OP_FILL);
+	cmd.op.dst_res = htole32(vgpu_buffer_res_id(buf));
+	cmd.op.dst_off = htole64((uint64_t)r * bytes);
+	cmd.op.len = htole64(bytes);
+	cmd.op.arg0 = htole64(r);
+	st->result = 0xffffffffu;
+	memset(&eb, 0, sizeof(eb));
+	eb.flags = VIRTGPU_EXECBUF_FENCE_FD_OUT;
+	eb.size = sizeof(cmd);
+	eb.command = (uintptr_t)&cmd;
+	eb.bo_handles = (uintptr_t)handles;
+	eb.num_bo_handles = 2;
+	eb.fence_fd = -1;
+	if (drmIoctl(vgpu_device_fd(dev), DRM_IOCTL_VIRTGPU_EXECBUFFER, &eb))
+		return -errno;
+	pfd.fd = eb.fence_fd;
+	pfd.events = POLLIN;
+	rc = poll(&pfd, 1, 60000);
+	close(eb.fence_fd);
+	if (rc != 1)
+		return -ETIMEDOUT;
+	return le32toh(st->result) == VGPU_COMPUTE_OK ? 0 : -EIO;
+}
+
+/* One run: depth 0 is the synchronous call, rings 0 with it the 0.1 path. */
 static int run(struct vgpu_batch **bs, struct vgpu_buffer *buf, unsigned int depth,
 	       unsigned int rings, struct figures *out)
 {
@@ -62,8 +117,15 @@ static int run(struct vgpu_batch **bs, struct vgpu_buffer *buf, unsigned int dep
 		return -ENOMEM;
 	t0 = now_us();
 	for (unsigned int i = 0; i < nsub && !err; i++) {
-		struct vgpu_batch *b = bs[i % rings];
+		struct vgpu_batch *b = bs[i % (rings ? rings : 1)];
 
+		if (depth == 0 && rings == 0) {
+			start[i] = now_us();
+			err = legacy_submit(buf, 0);
+			lat[i] = now_us() - start[i];
+			call[i] = lat[i];
+			continue;
+		}
 		if (depth == 0) {
 			start[i] = now_us();
 			err = vgpu_batch_submit(b, NULL);
@@ -127,6 +189,7 @@ int main(int argc, char **argv)
 		const char *mode;
 		unsigned int depth, rings;
 	} cfg[] = {
+		{ "sync-0.1", 0, 99 },
 		{ "sync", 0, 1 },
 		{ "async", 1, 1 }, { "async", 4, 1 }, { "async", 16, 1 },
 		{ "async", 1, 0 }, { "async", 4, 0 }, { "async", 16, 0 },
@@ -155,6 +218,8 @@ int main(int argc, char **argv)
 	err = vgpu_open(NULL, 0, &dev);
 	if (!err)
 		err = vgpu_buffer_alloc(dev, 16 * bytes, 0, &buf);
+	if (!err)
+		err = vgpu_buffer_alloc(dev, 4096, 0, &legacy_status);
 	for (unsigned int r = 0; r < 16 && !err; r++) {
 		err = vgpu_batch_create(dev, &bs[r]);
 		if (!err)
@@ -176,7 +241,8 @@ int main(int argc, char **argv)
 	printf("# mode depth rings submits_per_s lat_median_us lat_p99_us call_median_us "
 	       "ratio_to_sync\n");
 	for (size_t c = 0; c < sizeof(cfg) / sizeof(cfg[0]); c++) {
-		unsigned int rings = cfg[c].rings ? cfg[c].rings : nrings_many;
+		unsigned int rings = cfg[c].rings == 99 ? 0 : cfg[c].rings ? cfg[c].rings :
+				     nrings_many;
 		double rate[15], med[15], p99[15], cm[15];
 		struct figures f;
 
@@ -197,7 +263,7 @@ int main(int argc, char **argv)
 		qsort(rate, reps, sizeof(double), cmp_d);
 		qsort(med, reps, sizeof(double), cmp_d);
 		qsort(p99, reps, sizeof(double), cmp_d);
-		if (cfg[c].depth == 0)
+		if (c == 0)
 			sync_rate = rate[reps / 2];
 		printf("submit-bench %s %u %u %.0f %.1f %.1f %.1f %.2f\n", cfg[c].mode,
 		       cfg[c].depth, rings, rate[reps / 2], med[reps / 2], p99[reps / 2],
@@ -207,6 +273,7 @@ int main(int argc, char **argv)
 	for (unsigned int r = 0; r < 16; r++)
 		vgpu_batch_destroy(bs[r]);
 	vgpu_buffer_destroy(buf);
+	vgpu_buffer_destroy(legacy_status);
 	vgpu_close(dev);
 	return 0;
 }
