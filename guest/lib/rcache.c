@@ -295,10 +295,12 @@ VGPU_EXPORT void vgpu_buffer_put(struct vgpu_buffer *b)
 	if (vgpu_dev_foreign(dev))
 		return;
 	pthread_mutex_lock(&dev->lock);
-	if (!b->cached || b->cache_users == 0) {
+	if (!b->cached) {
 		/* Not from vgpu_buffer_get(): an ordinary destroy. */
-		b->cached = false;
 		vgpu_buffer_destroy_locked(b);
+	} else if (b->cache_users == 0) {
+		/* One put too many: the entry stays the cache's (destroying it
+		 * here would leave it in the tree). */
 	} else if (--b->cache_users == 0) {
 		if (b->stale) {
 			b->cached = false;

@@ -275,7 +275,8 @@ int vgpu_cache_get_stats(struct vgpu_device *dev, struct vgpu_cache_stats *stats
  * one when there is one (a hit), else a new registration of the pages that
  * hold the range. *offset is where ptr lies in it: name ptr + x in ops as
  * offset + x. Each get needs one vgpu_buffer_put() (vgpu_buffer_destroy()
- * on such a buffer does the same). Errors: as vgpu_buffer_from_user().
+ * on such a buffer does the same; a put more than the gets is ignored).
+ * Errors: as vgpu_buffer_from_user().
  */
 int vgpu_buffer_get(struct vgpu_device *dev, void *ptr, size_t size, unsigned int flags,
 		    struct vgpu_buffer **out, uint64_t *offset);
