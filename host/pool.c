@@ -13,6 +13,7 @@ struct pool {
 	unsigned n;             /* threads in all */
 	unsigned started;       /* workers created */
 	pthread_t *th;
+	pthread_mutex_t run_mu; /* held by the one pool_run() using the workers */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	pthread_cond_t done_cv;
@@ -63,6 +64,7 @@ struct pool *pool_new(unsigned nthreads)
 	if (!p)
 		return NULL;
 	p->n = nthreads ? nthreads : 1;
+	pthread_mutex_init(&p->run_mu, NULL);
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->cv, NULL);
 	pthread_cond_init(&p->done_cv, NULL);
@@ -95,6 +97,7 @@ void pool_free(struct pool *p)
 	for (unsigned i = 0; i < p->started; i++)
 		pthread_join(p->th[i], NULL);
 	free(p->th);
+	pthread_mutex_destroy(&p->run_mu);
 	pthread_mutex_destroy(&p->mu);
 	pthread_cond_destroy(&p->cv);
 	pthread_cond_destroy(&p->done_cv);
@@ -109,7 +112,9 @@ unsigned pool_threads(const struct pool *p)
 void pool_run(struct pool *p, void (*fn)(void *arg, size_t i), void *arg,
 	      size_t nchunks)
 {
-	if (p->started == 0 || nchunks <= 1) {
+	/* Another caller (another ring's submit) has the workers: run on
+	 * this thread alone rather than wait for it. */
+	if (p->started == 0 || nchunks <= 1 || pthread_mutex_trylock(&p->run_mu) != 0) {
 		for (size_t i = 0; i < nchunks; i++)
 			fn(arg, i);
 		return;
@@ -128,4 +133,5 @@ void pool_run(struct pool *p, void (*fn)(void *arg, size_t i), void *arg,
 	while (p->active)
 		pthread_cond_wait(&p->done_cv, &p->mu);
 	pthread_mutex_unlock(&p->mu);
+	pthread_mutex_unlock(&p->run_mu);
 }

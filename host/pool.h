@@ -12,7 +12,8 @@ struct pool *pool_new(unsigned nthreads);
 void pool_free(struct pool *p);
 unsigned pool_threads(const struct pool *p);
 /* Run fn(arg, i) for every i in [0, nchunks), spread over the threads;
- * returns when all calls have returned. Only one caller at a time. */
+ * returns when all calls have returned. Any number of threads may call it:
+ * one at a time gets the workers, the others run their chunks themselves. */
 void pool_run(struct pool *p, void (*fn)(void *arg, size_t i), void *arg,
 	      size_t nchunks);
 

@@ -6,13 +6,30 @@
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "stats.h"
 
+/* One queued ring submit: the popped chain, answered by a worker. */
+struct vdev_job {
+	struct vdev_job *next;
+	struct vq_elem e;
+};
+
+/* The queue of one (context, ring); listed while it has work. */
+struct vdev_ring {
+	struct vdev_ring *next;
+	uint32_t ctx;
+	uint8_t idx;
+	bool busy;                  /* a worker runs its head */
+	struct vdev_job *head, *tail;
+};
+
 static void *queue_thread(void *arg);
+static void *ring_worker(void *arg);
 
 int vdev_init(struct vdev *d, struct gpu_device *gpu)
 {
@@ -20,6 +37,9 @@ int vdev_init(struct vdev *d, struct gpu_device *gpu)
 
 	memset(d, 0, sizeof(*d));
 	pthread_mutex_init(&d->lock, NULL);
+	pthread_cond_init(&d->work_cv, NULL);
+	pthread_cond_init(&d->idle_cv, NULL);
+	pthread_cond_init(&d->hold_cv, NULL);
 	gm_init(&d->mem);
 	for (unsigned i = 0; i < VDEV_NUM_QUEUES; i++)
 		vq_init(&d->vq[i]);
@@ -29,11 +49,18 @@ int vdev_init(struct vdev *d, struct gpu_device *gpu)
 		return -1;
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
-	if (pthread_create(&d->thread, NULL, queue_thread, d) == 0)
+	for (unsigned i = 0; i < VDEV_RING_WORKERS; i++) {
+		if (pthread_create(&d->workers[i], NULL, ring_worker, d))
+			break;
+		d->nworkers++;
+	}
+	if (d->nworkers && pthread_create(&d->thread, NULL, queue_thread, d) == 0)
 		d->thread_started = true;
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (!d->thread_started) {
 		close(d->wake_fd);
+		d->wake_fd = -1;
+		vdev_destroy(d);
 		return -1;
 	}
 	return 0;
@@ -47,20 +74,46 @@ static void wake(struct vdev *d)
 		hlog("wake eventfd: %s", strerror(errno));
 }
 
+/* Park the queue thread and let the ring work drain: afterwards nothing
+ * but the caller touches memory, rings or device state. */
 void vdev_lock(struct vdev *d)
 {
 	pthread_mutex_lock(&d->lock);
+	d->hold = true;
+	while (d->qt_busy || d->inflight)
+		pthread_cond_wait(&d->idle_cv, &d->lock);
 }
 
 void vdev_unlock(struct vdev *d)
 {
 	d->gen++;
+	d->hold = false;
+	pthread_cond_broadcast(&d->hold_cv);
 	pthread_mutex_unlock(&d->lock);
 	wake(d);
 }
 
+static void free_rings_locked(struct vdev *d)
+{
+	while (d->rings) {
+		struct vdev_ring *r = d->rings;
+
+		d->rings = r->next;
+		while (r->head) {
+			struct vdev_job *j = r->head;
+
+			r->head = j->next;
+			vq_elem_free(&j->e);
+			free(j);
+			d->inflight--;
+		}
+		free(r);
+	}
+}
+
 void vdev_reset_locked(struct vdev *d)
 {
+	free_rings_locked(d);
 	for (unsigned i = 0; i < VDEV_NUM_QUEUES; i++)
 		vq_reset(&d->vq[i]);
 	gm_clear(&d->mem);
@@ -79,16 +132,176 @@ void vdev_destroy(struct vdev *d)
 		__atomic_store_n(&d->abort, true, __ATOMIC_RELAXED);
 		pthread_mutex_lock(&d->lock);
 		d->stop = true;
+		pthread_cond_broadcast(&d->hold_cv);
 		pthread_mutex_unlock(&d->lock);
 		wake(d);
 		pthread_join(d->thread, NULL);
 		d->thread_started = false;
 	}
+	/* Workers drop what is queued (abort) and stop. */
+	__atomic_store_n(&d->abort, true, __ATOMIC_RELAXED);
+	pthread_mutex_lock(&d->lock);
+	d->workers_stop = true;
+	pthread_cond_broadcast(&d->work_cv);
+	pthread_mutex_unlock(&d->lock);
+	for (unsigned i = 0; i < d->nworkers; i++)
+		pthread_join(d->workers[i], NULL);
+	d->nworkers = 0;
 	vdev_reset_locked(d);
 	if (d->wake_fd >= 0)
 		close(d->wake_fd);
 	d->wake_fd = -1;
+	pthread_cond_destroy(&d->work_cv);
+	pthread_cond_destroy(&d->idle_cv);
+	pthread_cond_destroy(&d->hold_cv);
 	pthread_mutex_destroy(&d->lock);
+}
+
+/* Answer a popped chain (lock held): the response, the used ring, the
+ * interrupt. */
+static void answer(struct vq *vq, struct vq_elem *e, uint8_t *resp, size_t rl)
+{
+	size_t written = 0;
+
+	if (!e->bad) {
+		if (rl > e->in_len) {
+			/* No room for the full answer: say so in the header. */
+			struct virtio_gpu_ctrl_hdr h;
+
+			memcpy(&h, resp, sizeof(h));
+			h.type = htole32(VIRTIO_GPU_RESP_ERR_UNSPEC);
+			memcpy(resp, &h, sizeof(h));
+			rl = e->in_len >= sizeof(h) ? sizeof(h) : 0;
+		}
+		written = vq_elem_write(e, resp, rl);
+	}
+	vq_push(vq, e->head, (uint32_t)written);
+	vq_elem_free(e);
+	/* Each answer is visible at once: a fenced command is signalled as
+	 * soon as its work is done. */
+	vq_notify(vq);
+}
+
+/* A SUBMIT_3D fenced on a ring: its context and ring. */
+static bool ring_submit(const struct vq_elem *e, uint32_t *ctx, uint8_t *idx)
+{
+	struct virtio_gpu_ctrl_hdr h;
+	uint32_t flags;
+
+	if (e->bad || e->out_len < sizeof(h))
+		return false;
+	memcpy(&h, e->out, sizeof(h));
+	flags = le32toh(h.flags);
+	if (le32toh(h.type) != VIRTIO_GPU_CMD_SUBMIT_3D || !(flags & VIRTIO_GPU_FLAG_FENCE) ||
+	    !(flags & VIRTIO_GPU_FLAG_INFO_RING_IDX) || h.ring_idx >= 64)
+		return false;
+	*ctx = le32toh(h.ctx_id);
+	*idx = h.ring_idx;
+	return true;
+}
+
+/* Queue a ring submit (lock held); false when out of memory (then it runs
+ * inline). */
+static bool ring_queue(struct vdev *d, struct vq_elem *e, uint32_t ctx, uint8_t idx)
+{
+	struct vdev_ring *r;
+	struct vdev_job *j = calloc(1, sizeof(*j));
+
+	if (!j)
+		return false;
+	for (r = d->rings; r && !(r->ctx == ctx && r->idx == idx); r = r->next)
+		;
+	if (!r) {
+		r = calloc(1, sizeof(*r));
+		if (!r) {
+			free(j);
+			return false;
+		}
+		r->ctx = ctx;
+		r->idx = idx;
+		r->next = d->rings;
+		d->rings = r;
+	}
+	j->e = *e;
+	if (r->tail)
+		r->tail->next = j;
+	else
+		r->head = j;
+	r->tail = j;
+	d->inflight++;
+	pthread_cond_signal(&d->work_cv);
+	return true;
+}
+
+/* Wait (lock held, released while waiting) until no ring work is left. */
+static void ring_drain(struct vdev *d)
+{
+	while (d->inflight)
+		pthread_cond_wait(&d->idle_cv, &d->lock);
+}
+
+static struct vdev_ring *runnable(struct vdev *d)
+{
+	for (struct vdev_ring *r = d->rings; r; r = r->next)
+		if (!r->busy && r->head)
+			return r;
+	return NULL;
+}
+
+static void ring_unlist(struct vdev *d, struct vdev_ring *r)
+{
+	struct vdev_ring **pp = &d->rings;
+
+	while (*pp != r)
+		pp = &(*pp)->next;
+	*pp = r->next;
+	free(r);
+}
+
+static void *ring_worker(void *arg)
+{
+	struct vdev *d = arg;
+
+	pthread_mutex_lock(&d->lock);
+	for (;;) {
+		struct vdev_ring *r = NULL;
+		struct vdev_job *j;
+		uint8_t resp[GPU_RESP_MAX];
+		size_t rl = 0;
+		bool run;
+
+		while (!d->workers_stop && !(r = runnable(d)))
+			pthread_cond_wait(&d->work_cv, &d->lock);
+		if (d->workers_stop)
+			break;
+		j = r->head;
+		r->busy = true;
+		run = !__atomic_load_n(&d->abort, __ATOMIC_RELAXED);
+		pthread_mutex_unlock(&d->lock);
+		/* Device state does not change while ring work is queued:
+		 * every other command waits for the rings to drain. */
+		if (run)
+			rl = gpu_device_execute(d->gpu, &d->mem, d->features, j->e.out,
+						j->e.out_len, resp);
+		pthread_mutex_lock(&d->lock);
+		r->head = j->next;
+		if (!r->head)
+			r->tail = NULL;
+		r->busy = false;
+		if (run)
+			answer(&d->vq[VDEV_CONTROLQ], &j->e, resp, rl);
+		else
+			vq_elem_free(&j->e);
+		free(j);
+		if (!r->head)
+			ring_unlist(d, r);
+		else
+			pthread_cond_signal(&d->work_cv);
+		if (--d->inflight == 0)
+			pthread_cond_broadcast(&d->idle_cv);
+	}
+	pthread_mutex_unlock(&d->lock);
+	return NULL;
 }
 
 /* Serve up to one ring's worth of requests; true if more may be waiting. */
@@ -97,37 +310,31 @@ static bool process_queue(struct vdev *d, unsigned q)
 	struct vq *vq = &d->vq[q];
 	unsigned served = 0;
 
-	while (served < vq->num && !__atomic_load_n(&d->abort, __ATOMIC_RELAXED)) {
+	/* The socket thread waiting for the device (hold) goes first. */
+	while (served < vq->num && !d->hold && !__atomic_load_n(&d->abort, __ATOMIC_RELAXED)) {
 		uint8_t resp[GPU_RESP_MAX];
 		struct vq_elem e;
-		size_t rl, written = 0;
+		size_t rl = 0;
+		uint32_t ctx;
+		uint8_t idx;
 		int r = vq_pop(vq, &d->mem, &e);
 
 		if (r <= 0)
 			return false;
+		served++;
+		if (q == VDEV_CONTROLQ && ring_submit(&e, &ctx, &idx) &&
+		    ring_queue(d, &e, ctx, idx))
+			continue;
 		if (!e.bad) {
-			if (q == VDEV_CONTROLQ)
+			if (q == VDEV_CONTROLQ) {
+				ring_drain(d);
 				rl = gpu_device_execute(d->gpu, &d->mem, d->features,
 							e.out, e.out_len, resp);
-			else
+			} else {
 				rl = gpu_device_cursor(d->gpu, e.out, e.out_len, resp);
-			if (rl > e.in_len) {
-				/* No room for the full answer: say so in the header. */
-				struct virtio_gpu_ctrl_hdr h;
-
-				memcpy(&h, resp, sizeof(h));
-				h.type = htole32(VIRTIO_GPU_RESP_ERR_UNSPEC);
-				memcpy(resp, &h, sizeof(h));
-				rl = e.in_len >= sizeof(h) ? sizeof(h) : 0;
 			}
-			written = vq_elem_write(&e, resp, rl);
 		}
-		vq_push(vq, e.head, (uint32_t)written);
-		vq_elem_free(&e);
-		/* Each answer is visible at once: a fenced command is
-		 * signalled as soon as its work is done. */
-		vq_notify(vq);
-		served++;
+		answer(vq, &e, resp, rl);
 	}
 	return true;
 }
@@ -136,9 +343,12 @@ bool vdev_process_locked(struct vdev *d)
 {
 	bool more = false;
 
+	d->qt_busy = true;
 	for (unsigned q = 0; q < VDEV_NUM_QUEUES; q++)
 		if (vq_ready(&d->vq[q]))
 			more |= process_queue(d, q);
+	d->qt_busy = false;
+	pthread_cond_broadcast(&d->idle_cv);
 	return more;
 }
 
@@ -196,6 +406,8 @@ static void *queue_thread(void *arg)
 		if (poll(p, n, more ? 0 : -1) < 0 && errno != EINTR)
 			hlog("queue thread poll: %s", strerror(errno));
 		pthread_mutex_lock(&d->lock);
+		while (d->hold && !d->stop)
+			pthread_cond_wait(&d->hold_cv, &d->lock);
 		if (d->stop)
 			break;
 		for (unsigned i = 0; i < n; i++) {

@@ -1,11 +1,22 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * vdev.h - the virtio device behind one vhost-user connection: guest
- * memory, the two virtqueues, and the queue thread that serves them.
+ * memory, the two virtqueues, the queue thread that serves them, and the
+ * ring workers.
+ *
+ * Rings: a SUBMIT_3D fenced with VIRTIO_GPU_FLAG_INFO_RING_IDX goes to the
+ * queue of its (context, ring) and is answered by a ring worker; one ring's
+ * submits run one after the other, in order, so its fences complete in
+ * ring order, while different rings and contexts run at the same time.
+ * Every other command (a submit without a ring included) first waits until
+ * no ring work is queued or running, then runs on the queue thread: device
+ * state (resources, contexts) only changes while no submit runs.
  *
  * Locking: the socket thread changes memory and ring state only between
- * vdev_lock() and vdev_unlock(); the queue thread holds the lock while it
- * processes requests, so memory is never unmapped under a running command.
+ * vdev_lock() and vdev_unlock(); vdev_lock() parks the queue thread and
+ * waits until the ring work has drained, so memory is never unmapped under
+ * a running command. The queue thread holds the lock while it processes
+ * requests; ring workers hold it only to take a job and to answer.
  */
 #ifndef HOSTD_VDEV_H
 #define HOSTD_VDEV_H
@@ -21,6 +32,9 @@
 #define VDEV_NUM_QUEUES 2u
 #define VDEV_CONTROLQ 0u
 #define VDEV_CURSORQ 1u
+#define VDEV_RING_WORKERS 4u    /* threads that run ring submits */
+
+struct vdev_ring;
 
 struct vdev {
 	pthread_mutex_t lock;
@@ -35,6 +49,17 @@ struct vdev {
 	bool stop;
 	bool abort;                 /* set without the lock: leave the ring now */
 	uint64_t gen;               /* bumped by every reconfiguration */
+	/* rings */
+	pthread_cond_t work_cv;     /* a ring job queued, or stop */
+	pthread_cond_t idle_cv;     /* ring work finished / queue thread idle */
+	pthread_cond_t hold_cv;     /* hold released */
+	pthread_t workers[VDEV_RING_WORKERS];
+	unsigned nworkers;
+	struct vdev_ring *rings;    /* rings with queued or running work */
+	unsigned inflight;          /* ring jobs queued or running */
+	bool hold;                  /* the socket thread holds the device */
+	bool qt_busy;               /* the queue thread is serving the rings */
+	bool workers_stop;
 };
 
 int vdev_init(struct vdev *d, struct gpu_device *gpu);

@@ -16,6 +16,8 @@ packages=(
 	# QEMU 10.0 from source (qemu/build.sh) and its firmware at run time
 	libglib2.0-dev libpixman-1-dev libfdt-dev libattr1-dev python3-venv
 	seabios qemu-system-data
+	# the library's ABI check (abidiff) and its C++ compile test
+	abigail-tools g++
 )
 
 # qemu/build.sh takes QEMU's source, and meson for its configure, from

@@ -128,12 +128,27 @@ if ((kernel_ok)) && build guest bash -c 'meson configure build/meson -Dguest=tru
 	-Dkernel_headers="$1/build/uapi/include" && ninja -C build/meson' _ "$top"; then
 	guest_ok=1
 	meson_suite guest-unit build/meson --suite guest
+	# ThreadSanitizer (clang) on what runs on the host: the ring workers,
+	# the engine pool, the device, and libvgpu's device-independent paths
+	# (TSan binaries cannot run in the UML guest: docs/guest.md, Tests).
+	tsan_targets=(guest/tests/vgpu-threads-unit tests/host/test_units tests/host/test_device
+		tests/host/test_compute tests/host/test_window tests/host/test_rings)
+	if { [ -f build/meson-tsan/build.ninja ] ||
+		CC=clang meson setup build/meson-tsan -Db_sanitize=thread -Db_lundef=false; } &&
+		meson configure build/meson-tsan -Dguest=true -Dkernel_headers="$top/build/uapi/include" &&
+		ninja -C build/meson-tsan "${tsan_targets[@]}"; then
+		meson_suite threads-tsan build/meson-tsan --no-rebuild --suite threads
+	else
+		fail_stage threads-tsan-build "ThreadSanitizer build failed"
+	fi
 	suite kselftest tests/system/run-guest.sh -- build/kselftest/virtgpu_userptr
 	suite kselftest-no-userptr tests/system/run-guest.sh --no-userptr -- \
 		build/kselftest/virtgpu_userptr
 	suite system-e2e tests/system/e2e.sh --build build/meson
 	suite system-e2e-opencl tests/system/e2e-opencl.sh --build build/meson
+	suite guest-async tests/system/async.sh --build build/meson
 	suite bench-smoke scripts/run-bench.sh --quick
+	suite bench-submit-smoke scripts/run-bench-submit.sh --quick
 	suite guest-stress tests/system/stress.sh --build build/meson
 	suite guest-faults tests/system/faults.sh --build build/meson
 else

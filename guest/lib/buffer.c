@@ -3,6 +3,7 @@
 #include "vgpu_private.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,12 +11,15 @@
 
 static void link_buffer(struct vgpu_device *dev, struct vgpu_buffer *buf)
 {
+	pthread_mutex_lock(&dev->lock);
 	buf->dev = dev;
+	buf->refs = 1;
 	buf->prev = NULL;
 	buf->next = dev->buffers;
 	if (dev->buffers)
 		dev->buffers->prev = buf;
 	dev->buffers = buf;
+	pthread_mutex_unlock(&dev->lock);
 }
 
 static void unlink_buffer(struct vgpu_buffer *buf)
@@ -94,26 +98,44 @@ VGPU_EXPORT int vgpu_buffer_from_user(struct vgpu_device *dev, void *ptr, size_t
 				      unsigned int flags, struct vgpu_buffer **out)
 {
 	struct vgpu_buffer *buf;
-	uintptr_t addr = (uintptr_t)ptr;
+	uintptr_t addr = (uintptr_t)ptr, base, end;
+	size_t page_off, blob_size;
 	int err;
 
 	if (!out)
-		return -EINVAL;
+		return vgpu_fail(-EINVAL, "vgpu_buffer_from_user: out is NULL");
 	*out = NULL;
-	if (!dev || !ptr || (flags & ~VGPU_BUF_FLAGS_ALL) ||
-	    ((flags & VGPU_BUF_COPY) && (flags & VGPU_BUF_ZERO_COPY)))
-		return -EINVAL;
-	/* Page-aligned address and size, no wrap-around. */
-	if (size == 0 || addr % dev->page_size || size % dev->page_size ||
-	    addr + size < addr)
-		return -EINVAL;
+	if (!dev || !ptr)
+		return vgpu_fail(-EINVAL, "vgpu_buffer_from_user: dev or ptr is NULL");
+	if (flags & ~VGPU_BUF_FLAGS_ALL)
+		return vgpu_fail(-EINVAL, "vgpu_buffer_from_user: unknown flags 0x%x",
+				 flags & ~VGPU_BUF_FLAGS_ALL);
+	if ((flags & VGPU_BUF_COPY) && (flags & VGPU_BUF_ZERO_COPY))
+		return vgpu_fail(-EINVAL, "vgpu_buffer_from_user: VGPU_BUF_COPY and "
+				 "VGPU_BUF_ZERO_COPY exclude each other");
+	err = vgpu_dev_check(dev, "vgpu_buffer_from_user");
+	if (err)
+		return err;
+	/* Any range: register the whole pages that hold it. */
+	page_off = addr % dev->page_size;
+	base = addr - page_off;
+	end = addr + size;
+	if (size == 0)
+		return vgpu_fail(-EINVAL, "vgpu_buffer_from_user: size is 0");
+	if (end < addr || end + dev->page_size - 1 < end)
+		return vgpu_fail(-EINVAL, "vgpu_buffer_from_user: [ptr, ptr + size) wraps around "
+				 "the address space");
+	blob_size = ((end + dev->page_size - 1) & ~(uintptr_t)(dev->page_size - 1)) - base;
 	if ((flags & VGPU_BUF_ZERO_COPY) && !dev->userptr)
-		return -EOPNOTSUPP;
+		return vgpu_fail(-EOPNOTSUPP, "vgpu_buffer_from_user: VGPU_BUF_ZERO_COPY but the "
+				 "device or kernel has no userptr blobs%s",
+				 dev->info.userptr_disabled ? " (VGPU_OPEN_NO_USERPTR)" : "");
 
 	buf = calloc(1, sizeof(*buf));
 	if (!buf)
 		return -ENOMEM;
 	buf->size = size;
+	buf->page_off = page_off;
 	buf->user = ptr;
 	buf->read_only = (flags & VGPU_BUF_READ_ONLY) != 0;
 
@@ -123,21 +145,30 @@ VGPU_EXPORT int vgpu_buffer_from_user(struct vgpu_device *dev, void *ptr, size_t
 
 		if (buf->read_only)
 			bf |= VIRTGPU_BLOB_FLAG_USERPTR_RDONLY;
-		buf->blob_size = size;
-		err = vgpu_create_blob(dev, VIRTGPU_BLOB_MEM_GUEST, bf, size, addr,
-				       &buf->handle, &buf->res_id);
+		buf->blob_size = blob_size;
+		err = vgpu_dev_err(dev, vgpu_create_blob(dev, VIRTGPU_BLOB_MEM_GUEST, bf,
+							 blob_size, base, &buf->handle,
+							 &buf->res_id));
 		if (!err)
 			buf->zero_copy = buf->userptr = true;
 		/* Any error but "not supported" is the caller's to see. */
 		if (err && (err != -EOPNOTSUPP || (flags & VGPU_BUF_ZERO_COPY))) {
 			free(buf);
-			return err;
+			return vgpu_fail(err, "vgpu_buffer_from_user: the kernel refused to pin "
+					 "[%#lx, +%zu)%s", (unsigned long)base, blob_size,
+					 err == -EFAULT ? ": not mapped, or read-only without "
+					 "VGPU_BUF_READ_ONLY" : err == -ENOMEM ?
+					 ": over RLIMIT_MEMLOCK" : "");
 		}
 	}
 	if (err) {
-		err = check_user_range(addr, size, !buf->read_only);
+		err = check_user_range(base, blob_size, !buf->read_only);
+		if (err)
+			vgpu_fail(err, "vgpu_buffer_from_user: [%#lx, +%zu) is not mapped%s",
+				  (unsigned long)base, blob_size,
+				  buf->read_only ? " readable" : " read-write");
 		if (!err)
-			err = make_guest_blob(dev, buf, size);
+			err = vgpu_dev_err(dev, make_guest_blob(dev, buf, blob_size));
 		if (err) {
 			free(buf);
 			return err;
@@ -156,13 +187,18 @@ VGPU_EXPORT int vgpu_buffer_alloc(struct vgpu_device *dev, size_t size, unsigned
 	int err;
 
 	if (!out)
-		return -EINVAL;
+		return vgpu_fail(-EINVAL, "vgpu_buffer_alloc: out is NULL");
 	*out = NULL;
 	if (!dev || size == 0 || (flags & ~VGPU_BUF_READ_ONLY))
-		return -EINVAL;
+		return vgpu_fail(-EINVAL, "vgpu_buffer_alloc: dev NULL, size 0, or flags other "
+				 "than VGPU_BUF_READ_ONLY");
+	err = vgpu_dev_check(dev, "vgpu_buffer_alloc");
+	if (err)
+		return err;
 	rounded = (size + dev->page_size - 1) & ~(dev->page_size - 1);
 	if (rounded < size)
-		return -EINVAL;
+		return vgpu_fail(-EINVAL, "vgpu_buffer_alloc: size %zu overflows when rounded up "
+				 "to the page size", size);
 	buf = calloc(1, sizeof(*buf));
 	if (!buf)
 		return -ENOMEM;
@@ -170,7 +206,7 @@ VGPU_EXPORT int vgpu_buffer_alloc(struct vgpu_device *dev, size_t size, unsigned
 	buf->read_only = (flags & VGPU_BUF_READ_ONLY) != 0;
 	buf->owned_memory = true;
 	buf->zero_copy = true; /* the caller works in the blob itself */
-	err = make_guest_blob(dev, buf, rounded);
+	err = vgpu_dev_err(dev, make_guest_blob(dev, buf, rounded));
 	if (err) {
 		free(buf);
 		return err;
@@ -180,15 +216,61 @@ VGPU_EXPORT int vgpu_buffer_alloc(struct vgpu_device *dev, size_t size, unsigned
 	return 0;
 }
 
-VGPU_EXPORT void vgpu_buffer_destroy(struct vgpu_buffer *buf)
+static void buffer_free(struct vgpu_buffer *buf)
 {
-	if (!buf)
-		return;
 	if (buf->map)
 		munmap(buf->map, buf->blob_size);
 	vgpu_close_handle(buf->dev, buf->handle);
-	unlink_buffer(buf);
 	free(buf);
+}
+
+void vgpu_buffer_ref_locked(struct vgpu_buffer *buf)
+{
+	buf->refs++;
+}
+
+void vgpu_buffer_unref_locked(struct vgpu_buffer *buf)
+{
+	if (--buf->refs == 0) {
+		unlink_buffer(buf);
+		buffer_free(buf);
+	}
+}
+
+void vgpu_buffer_destroy_locked(struct vgpu_buffer *buf)
+{
+	if (!buf->destroyed) {
+		buf->destroyed = true;
+		vgpu_buffer_unref_locked(buf);
+	}
+}
+
+/* Submits still in flight keep the buffer (and its pages) until their
+ * fences retire. */
+VGPU_EXPORT void vgpu_buffer_destroy(struct vgpu_buffer *buf)
+{
+	struct vgpu_device *dev;
+
+	if (!buf)
+		return;
+	dev = buf->dev;
+	/* A fork child's vgpu_close() frees its copy; the handle is the
+	 * parent's. */
+	if (vgpu_dev_foreign(dev))
+		return;
+	/* An entry of the registration cache goes back to the cache. */
+	if (buf->cached) {
+		vgpu_buffer_put(buf);
+		return;
+	}
+	pthread_mutex_lock(&dev->lock);
+	vgpu_buffer_destroy_locked(buf);
+	pthread_mutex_unlock(&dev->lock);
+}
+
+VGPU_EXPORT size_t vgpu_buffer_offset(const struct vgpu_buffer *buf)
+{
+	return buf ? buf->page_off : 0;
 }
 
 VGPU_EXPORT bool vgpu_buffer_is_zero_copy(const struct vgpu_buffer *buf)

@@ -4,6 +4,7 @@
 
 #include <endian.h>
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,10 +13,59 @@
 #include <unistd.h>
 
 #define VGPU_DRIVER_NAME "virtio_gpu"
-#define VGPU_STATUS_BLOB_SIZE 4096u
+#define VGPU_STATUS_BLOB_SIZE (VGPU_STATUS_SLOTS * sizeof(struct vgpu_compute_status))
+
+/* ---- fork guard and device loss ---- */
+
+static unsigned long fork_gen;
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+
+static void on_fork_child(void)
+{
+	__atomic_add_fetch(&fork_gen, 1, __ATOMIC_RELAXED);
+}
+
+static void fork_register(void)
+{
+	(void)pthread_atfork(NULL, NULL, on_fork_child);
+}
+
+void vgpu_fork_guard_init(void)
+{
+	(void)pthread_once(&fork_once, fork_register);
+}
+
+unsigned long vgpu_fork_generation(void)
+{
+	return __atomic_load_n(&fork_gen, __ATOMIC_RELAXED);
+}
+
+bool vgpu_dev_foreign(const struct vgpu_device *dev)
+{
+	return dev->fork_gen != vgpu_fork_generation();
+}
+
+int vgpu_dev_check(const struct vgpu_device *dev, const char *fn)
+{
+	if (vgpu_dev_foreign(dev))
+		return vgpu_fail(-ECHILD, "%s: the device was opened by the parent process; "
+				 "after fork() open a new device in the child", fn);
+	if (__atomic_load_n(&dev->lost, __ATOMIC_RELAXED))
+		return vgpu_fail(-ENODEV, "%s: the device is gone (an earlier call got ENODEV "
+				 "from the kernel); close it", fn);
+	return 0;
+}
+
+int vgpu_dev_err(struct vgpu_device *dev, int err)
+{
+	if (err == -ENODEV)
+		__atomic_store_n(&dev->lost, true, __ATOMIC_RELAXED);
+	return err;
+}
 
 int vgpu_ioctl(int fd, unsigned long request, void *arg)
 {
+	errno = 0;
 	if (drmIoctl(fd, request, arg) == 0)
 		return 0;
 	return errno ? -errno : -EIO;
@@ -136,17 +186,22 @@ static void probe_params(struct vgpu_device *dev)
 
 static int context_init(struct vgpu_device *dev)
 {
-	struct drm_virtgpu_context_set_param p[2] = {
+	/* Rings: each is its own fence timeline in the kernel, and the device
+	 * sees the ring of every fenced submit (VIRTIO_GPU_FLAG_INFO_RING_IDX). */
+	struct drm_virtgpu_context_set_param p[3] = {
 		{ .param = VIRTGPU_CONTEXT_PARAM_CAPSET_ID, .value = VGPU_COMPUTE_CAPSET_ID },
+		{ .param = VIRTGPU_CONTEXT_PARAM_NUM_RINGS, .value = VGPU_NUM_RINGS },
 		{ .param = VIRTGPU_CONTEXT_PARAM_DEBUG_NAME,
 		  .value = (uint64_t)(uintptr_t)VGPU_COMPUTE_CTX_NAME },
 	};
 	struct drm_virtgpu_context_init ci = {
-		.num_params = dev->info.param_explicit_debug_name > 0 ? 2 : 1,
+		.num_params = dev->info.param_explicit_debug_name > 0 ? 3 : 2,
 		.ctx_set_params = (uint64_t)(uintptr_t)p,
 	};
 	int err = vgpu_ioctl(dev->fd, DRM_IOCTL_VIRTGPU_CONTEXT_INIT, &ci);
 
+	if (!err)
+		dev->info.num_rings = VGPU_NUM_RINGS;
 	/* The kernel answers EEXIST when the fd already has a context. */
 	return err == -EEXIST ? -EBUSY : err;
 }
@@ -267,6 +322,7 @@ static int device_init(struct vgpu_device *dev, const char *path)
 	err = get_caps(dev);
 	if (err)
 		return err;
+	dev->info.max_in_flight = VGPU_STATUS_SLOTS;
 	dev->status_size = VGPU_STATUS_BLOB_SIZE;
 	err = vgpu_create_blob(dev, VIRTGPU_BLOB_MEM_GUEST, VIRTGPU_BLOB_FLAG_USE_MAPPABLE,
 			       dev->status_size, 0, &dev->status_handle, &dev->status_res_id);
@@ -286,6 +342,10 @@ static int device_new(int fd, const char *path, unsigned int flags, struct vgpu_
 	}
 	dev->fd = fd;
 	dev->flags = flags;
+	vgpu_fork_guard_init();
+	dev->fork_gen = vgpu_fork_generation();
+	pthread_mutex_init(&dev->lock, NULL);
+	pthread_cond_init(&dev->retired_cv, NULL);
 	err = device_init(dev, path);
 	if (err) {
 		vgpu_close(dev);
@@ -301,9 +361,11 @@ VGPU_EXPORT int vgpu_open(const char *path, unsigned int flags, struct vgpu_devi
 	int fd = -1;
 	int err;
 
-	if (!out || (flags & ~VGPU_OPEN_NO_USERPTR))
-		return -EINVAL;
+	if (!out)
+		return vgpu_fail(-EINVAL, "vgpu_open: out is NULL");
 	*out = NULL;
+	if (flags & ~VGPU_OPEN_NO_USERPTR)
+		return vgpu_fail(-EINVAL, "vgpu_open: unknown flags 0x%x", flags & ~VGPU_OPEN_NO_USERPTR);
 	if (!path)
 		path = getenv("VGPU_DEVICE");
 	if (path && *path) {
@@ -325,7 +387,7 @@ VGPU_EXPORT int vgpu_open_fd(int fd, unsigned int flags, struct vgpu_device **ou
 	int nfd;
 
 	if (!out || fd < 0 || (flags & ~VGPU_OPEN_NO_USERPTR))
-		return -EINVAL;
+		return vgpu_fail(-EINVAL, "vgpu_open_fd: out NULL, fd negative or unknown flags");
 	*out = NULL;
 	nfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
 	if (nfd < 0)
@@ -334,33 +396,88 @@ VGPU_EXPORT int vgpu_open_fd(int fd, unsigned int flags, struct vgpu_device **ou
 	return device_new(nfd, name, flags, out);
 }
 
-VGPU_EXPORT void vgpu_close(struct vgpu_device *dev)
+/* In a fork child: free this process's copies only. The lock may have been
+ * held by a parent thread at fork() time, and every handle belongs to the
+ * parent's open file: no lock, no ioctl. */
+static void close_foreign(struct vgpu_device *dev)
 {
-	if (!dev)
-		return;
-	while (dev->buffers)
-		vgpu_buffer_destroy(dev->buffers);
+	while (dev->buffers) {
+		struct vgpu_buffer *b = dev->buffers;
+
+		dev->buffers = b->next;
+		if (b->map)
+			munmap(b->map, b->blob_size);
+		free(b);
+	}
 	if (dev->status_map)
 		munmap(dev->status_map, dev->status_size);
-	vgpu_close_handle(dev, dev->status_handle);
 	if (dev->fd >= 0)
 		close(dev->fd);
 	free(dev);
 }
 
-VGPU_EXPORT int vgpu_get_info(const struct vgpu_device *dev, struct vgpu_info *info)
+VGPU_EXPORT void vgpu_close(struct vgpu_device *dev)
 {
+	if (!dev)
+		return;
+	if (vgpu_dev_foreign(dev)) {
+		close_foreign(dev);
+		return;
+	}
+	vgpu_retire_all(dev);
+	while (dev->buffers) {
+		struct vgpu_buffer *b = dev->buffers;
+
+		/* Retired fences hold no buffer: only the caller's reference
+		 * is left. */
+		pthread_mutex_lock(&dev->lock);
+		b->refs = 1;
+		b->destroyed = false;
+		b->cached = false;
+		pthread_mutex_unlock(&dev->lock);
+		vgpu_buffer_destroy(b);
+	}
+	if (dev->status_map)
+		munmap(dev->status_map, dev->status_size);
+	vgpu_close_handle(dev, dev->status_handle);
+	if (dev->fd >= 0)
+		close(dev->fd);
+	pthread_mutex_destroy(&dev->lock);
+	pthread_cond_destroy(&dev->retired_cv);
+	free(dev);
+}
+
+/* struct vgpu_info as version 1.0 of the library first shipped it. */
+#define VGPU_INFO_MIN_SIZE offsetof(struct vgpu_info, num_rings)
+
+VGPU_EXPORT int vgpu_query_info(const struct vgpu_device *dev, struct vgpu_info *info)
+{
+	struct vgpu_info tmp;
+	size_t n;
+
 	if (!dev || !info)
-		return -EINVAL;
-	*info = dev->info;
+		return vgpu_fail(-EINVAL, "vgpu_query_info: dev or info is NULL");
+	if (info->struct_size < VGPU_INFO_MIN_SIZE)
+		return vgpu_fail(-EINVAL, "vgpu_query_info: info->struct_size %zu is smaller than "
+				 "any struct vgpu_info (set it to sizeof(struct vgpu_info))",
+				 info->struct_size);
+	n = info->struct_size < sizeof(tmp) ? info->struct_size : sizeof(tmp);
+	tmp = dev->info;
+	tmp.struct_size = n;
+	memcpy(info, &tmp, n);
 	return 0;
 }
 
 VGPU_EXPORT int vgpu_get_param(const struct vgpu_device *dev, uint64_t param, uint64_t *value)
 {
+	int err;
+
 	if (!dev || !value)
-		return -EINVAL;
-	return getparam(dev->fd, param, value);
+		return vgpu_fail(-EINVAL, "vgpu_get_param: dev or value is NULL");
+	err = vgpu_dev_check(dev, "vgpu_get_param");
+	if (err)
+		return err;
+	return vgpu_dev_err((struct vgpu_device *)dev, getparam(dev->fd, param, value));
 }
 
 VGPU_EXPORT bool vgpu_has_userptr(const struct vgpu_device *dev)

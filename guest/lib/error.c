@@ -3,7 +3,31 @@
 #include "vgpu_private.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
+
+static _Thread_local char detail[256];
+
+int vgpu_fail(int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+VGPU_EXPORT const char *vgpu_error_detail(void)
+{
+	return detail;
+}
+
+VGPU_EXPORT uint32_t vgpu_get_version(void)
+{
+	return VGPU_VERSION;
+}
 
 VGPU_EXPORT int vgpu_result_to_errno(uint32_t device_result)
 {
@@ -62,10 +86,12 @@ VGPU_EXPORT const char *vgpu_strerror(int err)
 		return "success";
 	switch (-err) {
 	case EINVAL:
-		return "invalid argument (buffers from user memory need a page-aligned, "
-		       "non-zero address and size)";
+		return "invalid argument (vgpu_error_detail() names the rule)";
 	case ENODEV:
-		return "no virtio-gpu render node (driver virtio_gpu) found";
+		return "no virtio-gpu render node (driver virtio_gpu) found, or the device is gone";
+	case ECHILD:
+		return "the object belongs to the parent process: after fork() a child must "
+		       "open its own device";
 	case EOPNOTSUPP:
 		return "not supported by this device or kernel (blob resources, context "
 		       "init, the compute capset, userptr, or the op)";
@@ -92,7 +118,8 @@ VGPU_EXPORT const char *vgpu_strerror(int err)
 	case ENXIO:
 		return "a buffer of the submit has no backing pages";
 	case ETIMEDOUT:
-		return "the device did not complete the submit in time";
+		return "the device did not complete the submit in time (it is still in "
+		       "flight: wait again)";
 	case EIO:
 		return "the device returned no status for the submit";
 	default:

@@ -330,6 +330,32 @@ int main(int argc, char **argv)
 				 first - t_marker, stuck);
 			printf("fault-errno %d %s\n", ferr, where);
 		}
+		{
+			/* Once a call has seen ENODEV the library answers ENODEV
+			 * itself, without asking the kernel (the detail says so). */
+			unsigned int lost = 0, sticky = 0;
+
+			for (unsigned int i = 0; i < nthreads; i++) {
+				struct vgpu_buffer *b = NULL;
+				int e = 0;
+
+				for (int k = 0; k < 50 && e != -ENODEV; k++) {
+					e = vgpu_buffer_alloc(w[i].dev, 4096, 0, &b);
+					vgpu_buffer_destroy(b);
+					b = NULL;
+					if (e != -ENODEV)
+						usleep(100000);
+				}
+				if (e != -ENODEV)
+					continue;
+				lost++;
+				e = vgpu_buffer_alloc(w[i].dev, 4096, 0, &b);
+				sticky += e == -ENODEV && strstr(vgpu_error_detail(), "is gone") != NULL;
+			}
+			tap_ok(lost == nthreads && sticky == lost, "fault: ENODEV sticks: on %u of %u "
+			       "devices the kernel said ENODEV, and the next call got it from the "
+			       "library (%u)", lost, nthreads, sticky);
+		}
 		fflush(stdout);
 		/* Leave everything to process exit: that is part of what is tested. */
 		return tap_done();

@@ -234,10 +234,7 @@ static void test_buffer_args(void)
 	uint8_t *ro, *none, *gone;
 	int err;
 
-	tap_eq(vgpu_buffer_from_user(dev, p + 1, page, 0, &b), -EINVAL, "unaligned address = -EINVAL");
 	tap_eq(vgpu_buffer_from_user(dev, p, 0, 0, &b), -EINVAL, "size 0 = -EINVAL");
-	tap_eq(vgpu_buffer_from_user(dev, p, page + 1, 0, &b), -EINVAL, "unaligned size = -EINVAL");
-	tap_eq(vgpu_buffer_from_user(dev, p, 100, 0, &b), -EINVAL, "size below a page = -EINVAL");
 	tap_eq(vgpu_buffer_from_user(dev, NULL, page, 0, &b), -EINVAL, "NULL address = -EINVAL");
 	tap_eq(vgpu_buffer_from_user(dev, p, page, 0x100, &b), -EINVAL, "unknown flag = -EINVAL");
 	tap_eq(vgpu_buffer_from_user(dev, p, page, VGPU_BUF_COPY | VGPU_BUF_ZERO_COPY, &b), -EINVAL,
@@ -596,7 +593,8 @@ static void test_device_errors(void)
 		tap_eq(res.device_result, VGPU_COMPUTE_E_READONLY,
 		       "the device refused it (E_READONLY)");
 	else
-		tap_eq(res.num_ops, 0, "the library refused it before submitting (copy path)");
+		tap_eq(res.device_result, VGPU_RESULT_NOT_EXECUTED,
+		       "the library refused it before submitting (copy path): not executed");
 	tap_ok(all_bytes(ro.p, ro.size, 0x33), "read-only buffer unchanged");
 	vgpu_batch_reset(b);
 	vgpu_batch_add_raw(b, VGPU_OP_COPY, 0, ro.b, 0, a.b, 0, page, 0, 0);

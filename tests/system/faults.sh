@@ -124,6 +124,8 @@ esac
 ok "$r" "A: a submit in flight ends with ETIMEDOUT at its timeout, a new call with ENODEV (got: ${ferr:-none})"
 ok "$(yes_no grep -q '^ok [0-9]* - fault: no wrong result before the fault' "$LOG/a2")" \
 	"A: every result before the fault was right"
+ok "$(yes_no grep -q '^ok [0-9]* - fault: ENODEV sticks' "$LOG/a2")" \
+	"A: after the device is gone, ENODEV sticks to every device (libvgpu answers it itself)"
 ok "$(yes_no grep -q '^dri-gone' "$LOG/a2")" "A: the guest unplugged the device (/dev/dri gone)"
 ok "$(yes_no grep -q 'virtio_uml.c:[0-9]* vu_interrupt' "$LOG/akernel")" \
 	"A: the guest kernel noticed the broken vhost-user connection (virtio_uml warning)"
