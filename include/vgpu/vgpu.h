@@ -125,6 +125,22 @@ int vgpu_open_fd(int fd, unsigned int flags, struct vgpu_device **out);
  * accepted. */
 void vgpu_close(struct vgpu_device *dev);
 
+/*
+ * The compute capset's fields, in the library's own layout: the capset's
+ * wire struct (vgpu_compute.h) grows with each capset version, this one
+ * does not; fields of later capset versions are added at the end of
+ * struct vgpu_info instead. Fields the device's capset version lacks are 0.
+ */
+struct vgpu_caps {
+	uint32_t version;       /* capset version in use */
+	uint32_t max_ops;       /* ops in one submit */
+	uint32_t op_mask;       /* bit n set: opcode n is supported */
+	uint32_t num_threads;   /* worker threads of the device's engine */
+	uint64_t max_op_bytes;  /* largest len one op may name */
+	uint32_t backend;       /* enum vgpu_compute_backend (version 2) */
+	uint32_t max_gemm_dim;  /* largest M, N or K of SGEMM (version 2) */
+};
+
 struct vgpu_info {
 	size_t struct_size;         /* sizeof(struct vgpu_info) of the caller */
 	char path[64];              /* node opened */
@@ -142,7 +158,7 @@ struct vgpu_info {
 	int64_t param_resource_userptr;
 	bool userptr;               /* buffers from user memory are zero-copy */
 	bool userptr_disabled;      /* VGPU_OPEN_NO_USERPTR was given */
-	struct vgpu_compute_caps caps; /* the compute capset's contents */
+	struct vgpu_caps caps;      /* the compute capset's contents */
 	uint32_t num_rings;         /* rings of the context (vgpu_submit_info.ring) */
 	uint32_t max_in_flight;     /* submits that can be in flight at once */
 };
