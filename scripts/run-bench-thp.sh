@@ -51,7 +51,7 @@ for vmm in qemu uml; do
 	rc=$?
 	accel=-
 	if [ "$vmm" = qemu ]; then
-		grep -q 'using TCG' "$LOG" && accel=tcg || accel=kvm
+		accel=$(sed -n 's/^run-guest.sh: QEMU with \(.*\)$/\1/p' "$LOG" | tail -n 1)
 	fi
 	rows=$(grep -cE '^(thp|4k),' "$out")
 	grep -E '^(thp|4k),' "$out" | sed "s/^/$vmm,$accel,/" >>"$csv"

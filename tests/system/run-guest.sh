@@ -535,6 +535,14 @@ else
 	else
 		accel=(-accel tcg,thread=multi)
 	fi
+	echo "$SELF: QEMU with $ACCEL" >&2
+	if [ "$ACCEL" = tcg ]; then
+		# The guest has no ACPI PM timer or HPET, and under TCG its TSC
+		# calibration against the PIT fails, leaving 4 ms jiffies as the
+		# clock. TCG's TSC is the host's: give the guest its rate.
+		khz=$(awk -F: '/^cpu MHz/ { printf "%d", $2 * 1000; exit }' /proc/cpuinfo)
+		[ -n "$khz" ] && [ "$khz" -gt 0 ] && kargs+=(tsc=reliable "tsc_early_khz=$khz")
+	fi
 	# Guest RAM is a shared memfd: the daemon maps it (vhost-user).
 	qargs=(-machine pc,memory-backend=ram "${accel[@]}" -smp "$SMP" -m "$MEM"
 		-object "memory-backend-memfd,id=ram,size=$MEM,share=on"
