@@ -124,19 +124,23 @@ fi
 
 say "guest: library, tools and tests against the patched headers"
 guest_ok=0
+tsan_ok=0
 if ((kernel_ok)) && build guest bash -c 'meson configure build/meson -Dguest=true \
 	-Dkernel_headers="$1/build/uapi/include" && ninja -C build/meson' _ "$top"; then
 	guest_ok=1
 	meson_suite guest-unit build/meson --suite guest
 	# ThreadSanitizer (clang) on what runs on the host: the ring workers,
 	# the engine pool, the device, and libvgpu's device-independent paths
-	# (TSan binaries cannot run in the UML guest: docs/guest.md, Tests).
+	# (TSan binaries cannot run in the UML guest: docs/guest.md, Tests);
+	# the guest library's own tests under TSan run in the x86_64 guest below.
 	tsan_targets=(guest/tests/vgpu-threads-unit tests/host/test_units tests/host/test_device
-		tests/host/test_compute tests/host/test_window tests/host/test_rings)
+		tests/host/test_compute tests/host/test_window tests/host/test_rings
+		guest/tests/vgpu-async-test)
 	if { [ -f build/meson-tsan/build.ninja ] ||
 		CC=clang meson setup build/meson-tsan -Db_sanitize=thread -Db_lundef=false; } &&
 		meson configure build/meson-tsan -Dguest=true -Dkernel_headers="$top/build/uapi/include" &&
 		ninja -C build/meson-tsan "${tsan_targets[@]}"; then
+		tsan_ok=1
 		meson_suite threads-tsan build/meson-tsan --no-rebuild --suite threads
 	else
 		fail_stage threads-tsan-build "ThreadSanitizer build failed"
@@ -165,6 +169,13 @@ if ((guest_ok && x86_ok && qemu_ok)); then
 		build/kselftest/virtgpu_userptr
 	suite qemu-thp "${QRUN[@]}" --mem 1G -- build/meson/guest/tests/vgpu-thp
 	suite qemu-e2e tests/system/e2e.sh --vmm qemu --quick --build build/meson
+	# libvgpu's asynchronous submits, rings and threads under ThreadSanitizer,
+	# against the device: TSan needs the 47-bit address space UML lacks.
+	if ((tsan_ok)); then
+		suite qemu-async-tsan "${QRUN[@]}" --mem 1G -- build/meson-tsan/guest/tests/vgpu-async-test
+	else
+		fail_stage qemu-async-tsan "no ThreadSanitizer build"
+	fi
 else
 	fail_stage qemu-suites "no QEMU suites: the guest, x86_64 kernel or QEMU build failed"
 fi

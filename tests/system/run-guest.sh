@@ -533,7 +533,7 @@ else
 	if [ "$ACCEL" = kvm ]; then
 		accel=(-accel kvm)
 	else
-		accel=(-accel tcg,thread=multi)
+		accel=(-accel tcg,thread=multi -cpu Nehalem)
 	fi
 	echo "$SELF: QEMU with $ACCEL" >&2
 	if [ "$ACCEL" = tcg ]; then
