@@ -33,7 +33,8 @@ uint64_t vu_protocol_features(void)
 {
 	return (1ull << VU_PROTOCOL_F_REPLY_ACK) |
 	       (1ull << VU_PROTOCOL_F_BACKEND_REQ) |
-	       (1ull << VU_PROTOCOL_F_CONFIG);
+	       (1ull << VU_PROTOCOL_F_CONFIG) |
+	       (1ull << VU_PROTOCOL_F_STATUS);
 }
 
 int vu_conn_init(struct vu_conn *c, int fd, const struct vu_options *opt,
@@ -232,7 +233,43 @@ static int h_reset_owner(struct vu_conn *c, struct vu_msg *m)
 	vdev_reset_locked(&c->dev);
 	vdev_unlock(&c->dev);
 	c->owner = false;
+	c->status = 0;
 	return 0;
+}
+
+/*
+ * The virtio device status (protocol feature STATUS). QEMU writes 0 when
+ * the guest resets the device (after stopping the rings with
+ * GET_VRING_BASE): the device's state (resources, contexts) goes with it,
+ * so that the driver probing again starts from an empty device, as the
+ * virtio reset requires. The connection (memory table, ring fds) stays:
+ * the front-end sets the rings up again before it starts them.
+ */
+static int h_set_status(struct vu_conn *c, struct vu_msg *m)
+{
+	uint64_t s = get_u64(m);
+
+	if (s > 0xff)
+		return 1;
+	if (s == 0 && c->status != 0) {
+		vdev_lock(&c->dev);
+		if (c->dev.gpu) {
+			uint32_t res = gpu_device_resource_count(c->dev.gpu);
+			uint32_t ctx = gpu_device_context_count(c->dev.gpu);
+
+			gpu_device_reset(c->dev.gpu);
+			if (res || ctx)
+				hlog("device reset: %u resources, %u contexts dropped", res, ctx);
+		}
+		vdev_unlock(&c->dev);
+	}
+	c->status = (uint8_t)s;
+	return 0;
+}
+
+static int h_get_status(struct vu_conn *c, struct vu_msg *m)
+{
+	return reply_u64(c, m, c->status) ? -1 : 0;
 }
 
 static int h_get_protocol_features(struct vu_conn *c, struct vu_msg *m)
@@ -601,6 +638,8 @@ static const struct vu_handler handlers[VU_REQUEST_MAX] = {
 			    VU_CONFIG_HDR_SIZE + VU_MAX_CONFIG_SIZE, true },
 	[VU_SET_CONFIG] = { "SET_CONFIG", h_set_config, VU_CONFIG_HDR_SIZE,
 			    VU_CONFIG_HDR_SIZE + VU_MAX_CONFIG_SIZE, false },
+	[VU_SET_STATUS] = { "SET_STATUS", h_set_status, U64, U64, false },
+	[VU_GET_STATUS] = { "GET_STATUS", h_get_status, 0, U64, true },
 };
 
 /* Messages that may carry fds. */

@@ -35,6 +35,8 @@ enum vu_request {
 	VU_SET_BACKEND_REQ_FD = 21,
 	VU_GET_CONFIG = 24,
 	VU_SET_CONFIG = 25,
+	VU_SET_STATUS = 39,
+	VU_GET_STATUS = 40,
 	VU_REQUEST_MAX = 41,
 };
 
@@ -52,6 +54,7 @@ enum vu_request {
 #define VU_PROTOCOL_F_REPLY_ACK 3
 #define VU_PROTOCOL_F_BACKEND_REQ 5
 #define VU_PROTOCOL_F_CONFIG 9
+#define VU_PROTOCOL_F_STATUS 16
 
 #define VU_HDR_SIZE 12u
 #define VU_MAX_PAYLOAD 4096u
@@ -88,6 +91,7 @@ struct vu_conn {
 	bool owner;
 	uint64_t features_offered;
 	uint64_t protocol_features;     /* acknowledged by the front-end */
+	uint8_t status;                 /* virtio device status (SET_STATUS) */
 	struct vdev dev;
 };
 

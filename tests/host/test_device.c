@@ -133,7 +133,7 @@ static void test_vu_bad_messages(void **state)
 
 	(void)state;
 	/* Unknown request with NEED_REPLY: a NACK. */
-	assert_int_equal(fe_ack(&F, 40, NULL, 0, NULL, 0), 1);
+	assert_int_equal(fe_ack(&F, 37, NULL, 0, NULL, 0), 1);
 	/* Ring index out of range, size not a power of two, too large. */
 	st.index = 2; st.num = 16;
 	assert_int_equal(fe_ack(&F, VU_SET_VRING_NUM, &st, sizeof(st), NULL, 0), 1);
@@ -283,6 +283,58 @@ static void test_vu_get_vring_base(void **state)
 	close(kick);
 	fe_kick(&F, 0);
 	assert_int_equal(fe_wait_used(&F, 0, 4, 3000), 0);
+}
+
+/*
+ * The device status as QEMU drives it (protocol feature STATUS): status
+ * bits added with GET_STATUS + SET_STATUS at start, 0 at a reset from the
+ * guest after the rings were stopped. The reset empties the device
+ * (resources, contexts), the connection stays, and the driver's next
+ * probe can reuse the same ids.
+ */
+static void test_vu_status_reset(void **state)
+{
+	struct virtio_gpu_mem_entry e = { 0 };
+	struct vhost_vring_state st = { 0, 0 };
+	uint32_t G = VIRTIO_GPU_BLOB_MEM_GUEST, r, fl, sz;
+	uint64_t v;
+
+	(void)state;
+	assert_true(fe_get_u64(&F, VU_GET_PROTOCOL_FEATURES) & (1ull << VU_PROTOCOL_F_STATUS));
+	assert_int_equal(fe_get_u64(&F, VU_GET_STATUS), 0);
+	v = VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK;
+	assert_int_equal(fe_ack(&F, VU_SET_STATUS, &v, 8, NULL, 0), 0);
+	v |= VIRTIO_CONFIG_S_DRIVER_OK;
+	assert_int_equal(fe_ack(&F, VU_SET_STATUS, &v, 8, NULL, 0), 0);
+	assert_int_equal(fe_get_u64(&F, VU_GET_STATUS), v);
+	/* Out of range: refused, the status kept. */
+	v = 0x100;
+	assert_int_equal(fe_ack(&F, VU_SET_STATUS, &v, 8, NULL, 0), 1);
+	assert_int_equal(fe_get_u64(&F, VU_GET_STATUS), 0xf);
+
+	e.addr = fe_alloc(&F, 1, 4096, 0);
+	e.length = 4096;
+	assert_int_equal(cmd_blob(&F, 0, 1, G, 0, 4096, &e, 1), VIRTIO_GPU_RESP_OK_NODATA);
+	assert_int_equal(cmd_ctx_create(&F, 1, VGPU_COMPUTE_CAPSET_ID), VIRTIO_GPU_RESP_OK_NODATA);
+	assert_int_equal(gpu_device_resource_count(F.gpu), 1);
+	assert_int_equal(gpu_device_context_count(F.gpu), 1);
+
+	/* QEMU's stop: rings disabled, their bases read, then status 0. */
+	for (uint32_t q = 0; q < 2; q++) {
+		st.index = q;
+		st.num = 0;
+		assert_int_equal(fe_ack(&F, VU_SET_VRING_ENABLE, &st, sizeof(st), NULL, 0), 0);
+		assert_int_equal(fe_send(&F, VU_GET_VRING_BASE, VU_VERSION, &st, sizeof(st), NULL, 0), 0);
+		assert_int_equal(fe_recv(&F, &r, &fl, &st, sizeof(st), &sz), 0);
+		assert_int_equal(r, VU_GET_VRING_BASE);
+	}
+	v = 0;
+	assert_int_equal(fe_ack(&F, VU_SET_STATUS, &v, 8, NULL, 0), 0);
+	assert_int_equal(fe_get_u64(&F, VU_GET_STATUS), 0);
+	assert_int_equal(gpu_device_resource_count(F.gpu), 0);
+	assert_int_equal(gpu_device_context_count(F.gpu), 0);
+	assert_int_equal(STAT_GET(resources), 0);
+	assert_int_equal(STAT_GET(contexts), 0);
 }
 
 /* ---- commands ---- */
@@ -787,6 +839,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_vu_mem_table_padded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vu_call_fds, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vu_get_vring_base, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_vu_status_reset, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_display_info, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_capset, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ctx, setup, teardown),

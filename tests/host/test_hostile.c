@@ -1049,6 +1049,8 @@ static const struct vu_size_case vu_sizes[] = {
 	{ VU_SET_BACKEND_REQ_FD, 0, 8, false },
 	{ VU_GET_CONFIG, 12, 12 + 256, true },
 	{ VU_SET_CONFIG, 12, 12 + 256, false },
+	{ VU_SET_STATUS, 8, 8, false },
+	{ VU_GET_STATUS, 0, 8, true },
 };
 
 /* Wrong payload sizes: a message without a reply of its own gets a NACK
@@ -1174,7 +1176,7 @@ static void test_vu_fds(void **state)
 
 static void test_vu_unknown_and_framing(void **state)
 {
-	static const uint32_t unknown[] = { 0, 6, 7, 19, 20, 22, 23, 26, 27, 32, 38, 40, 41,
+	static const uint32_t unknown[] = { 0, 6, 7, 19, 20, 22, 23, 26, 27, 32, 37, 38, 41,
 					    100, 1000, 0x80000000u, 0xffffffffu };
 	static const uint32_t bad_flags[] = { 0, 2, 3, VU_FLAG_REPLY, 0xfffffff0u };
 	uint64_t v = 0;
