@@ -32,6 +32,7 @@ done
 SERIES_OUT=$BUILD_DIR/series
 
 shopt -s nullglob
+# checkpatch reads the cover letter too; the builds follow the commits.
 patches=("$PATCH_DIR"/*.patch)
 ((${#patches[@]})) || die "no patches in kernel/patches"
 
