@@ -32,6 +32,7 @@ done
 SERIES_OUT=$BUILD_DIR/series
 
 shopt -s nullglob
+# checkpatch reads the cover letter too; the builds follow the commits.
 patches=("$PATCH_DIR"/*.patch)
 ((${#patches[@]})) || die "no patches in kernel/patches"
 
@@ -66,8 +67,12 @@ fi
 echo "== checkpatch --strict"
 for p in "${patches[@]}"; do
 	# checkpatch exits non-zero on any report; the totals decide.
+	# The tree is made from Debian's tarball and has no upstream history,
+	# so checkpatch cannot look up the commit ids of Fixes: tags
+	# (UNKNOWN_COMMIT_ID); their form is still checked (GIT_COMMIT_ID),
+	# and the ids are checked against public history by hand.
 	out=$("$TREE/scripts/checkpatch.pl" --strict --root="$TREE" \
-		--showfile "$p" 2>/dev/null) || true
+		--ignore UNKNOWN_COMMIT_ID --showfile "$p" 2>/dev/null) || true
 	total=$(grep -E 'total: [0-9]+ errors, [0-9]+ warnings, [0-9]+ checks' <<<"$out" || true)
 	if [[ $total =~ total:\ 0\ errors,\ 0\ warnings,\ 0\ checks ]]; then
 		tap OK "checkpatch --strict ${p##*/}"

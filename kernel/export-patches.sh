@@ -28,11 +28,12 @@ tgit format-patch -q "${FORMAT_PATCH_OPTS[@]}" -o "$tmp" "$BASE_TAG..HEAD"
 
 mkdir -p "$PATCH_DIR"
 tgit rev-parse HEAD >"$SERIES_HEAD_FILE"
-if diff -r -q "$tmp" "$PATCH_DIR" >/dev/null 2>&1; then
+# The cover letter is written by hand and kept as it is.
+if diff -r -q -x "$COVER_LETTER" "$tmp" "$PATCH_DIR" >/dev/null 2>&1; then
 	note "kernel/patches already up to date ($count patches)"
 	exit 0
 fi
-rm -f "$PATCH_DIR"/*.patch
+find "$PATCH_DIR" -maxdepth 1 -name '*.patch' ! -name "$COVER_LETTER" -delete
 cp "$tmp"/*.patch "$PATCH_DIR"/
 note "exported $count patches to kernel/patches:"
 for f in "$PATCH_DIR"/*.patch; do

@@ -22,6 +22,21 @@ KSELFTEST_OUT=$BUILD_DIR/kselftest
 # local work, whatever kernel/patches holds now.
 SERIES_HEAD_FILE=$TREE/.git/virtgpu-series-head
 
+# The cover letter of the series (as git format-patch --cover-letter
+# makes it): kept by export-patches.sh, skipped where the series is
+# applied, built or compared with the tree.
+COVER_LETTER=0000-cover-letter.patch
+
+# Prints the patch files of the series, in order, without the cover letter.
+series_patches() {
+	local p
+
+	for p in "$PATCH_DIR"/*.patch; do
+		[[ -e $p && ${p##*/} != "$COVER_LETTER" ]] && echo "$p"
+	done
+	return 0
+}
+
 # Tag of the pristine base commit inside $TREE.
 BASE_TAG=virtgpu-userptr-base
 

@@ -80,7 +80,7 @@ series_matches() {
 	trap "rm -rf '$tmp'" RETURN
 	tgit format-patch -q "${FORMAT_PATCH_OPTS[@]}" -o "$tmp" \
 		"$BASE_TAG..HEAD" >/dev/null
-	diff -r -q "$tmp" "$PATCH_DIR" >/dev/null 2>&1
+	diff -r -q -x "$COVER_LETTER" "$tmp" "$PATCH_DIR" >/dev/null 2>&1
 }
 
 commits_in_series() {
@@ -88,7 +88,7 @@ commits_in_series() {
 	# series; otherwise resetting would lose committed work.
 	local ids commit pid
 
-	ids=$(cat "$PATCH_DIR"/*.patch 2>/dev/null | git patch-id --stable |
+	ids=$(series_patches | xargs -r cat | git patch-id --stable |
 		cut -d' ' -f1)
 	for commit in $(tgit rev-list "$BASE_TAG..HEAD"); do
 		pid=$(tgit show "$commit" | git patch-id --stable | cut -d' ' -f1)
@@ -150,7 +150,7 @@ tgit reset -q --hard "$BASE_TAG"
 tgit clean -q -fdx
 
 shopt -s nullglob
-patches=("$PATCH_DIR"/*.patch)
+mapfile -t patches < <(series_patches)
 if ((${#patches[@]})); then
 	note "applying ${#patches[@]} patches"
 	tgit am -q --committer-date-is-author-date "${patches[@]}" ||

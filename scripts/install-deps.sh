@@ -18,6 +18,8 @@ packages=(
 	seabios qemu-system-data
 	# the library's ABI check (abidiff) and its C++ compile test
 	abigail-tools g++
+	# the kernel driver's static checks (kernel/static-check.sh)
+	sparse coccinelle
 )
 
 # qemu/build.sh takes QEMU's source, and meson for its configure, from
