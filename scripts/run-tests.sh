@@ -112,8 +112,8 @@ x86_ok=0
 if ((kernel_ok)) && build kernel-x86 kernel/build-x86.sh --if-stale; then
 	x86_ok=1
 	one kernel-x86-compile kernel/compile-x86.sh
-	suite kernel-sparse kernel/static-check.sh sparse
-	suite kernel-coccicheck kernel/static-check.sh cocci
+	one kernel-sparse kernel/static-check.sh sparse
+	one kernel-coccicheck kernel/static-check.sh cocci
 else
 	fail_stage kernel-x86-build "x86_64 kernel build failed"
 fi
