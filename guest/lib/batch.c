@@ -856,16 +856,11 @@ VGPU_EXPORT int vgpu_fence_wait(struct vgpu_fence *f, int timeout_ms,
 	if (!f->retired && status_written(f))
 		retire_locked(f, true);
 	if (!f->retired) {
-		f->refs++;
-		pthread_mutex_unlock(&dev->lock);
-		r = poll_fd(f->fd, timeout_ms);
-		pthread_mutex_lock(&dev->lock);
-		if (r > 0 && !f->retired)
-			retire_locked(f, true);
-		f->refs--; /* the caller still holds one */
-		if (r <= 0 && !f->retired) {
+		/* The caller holds a reference: f outlives the wait. */
+		r = wait_retire_locked(f, timeout_ms);
+		if (r && !f->retired) {
 			pthread_mutex_unlock(&dev->lock);
-			if (r == 0)
+			if (r == -ETIMEDOUT)
 				return vgpu_fail(-ETIMEDOUT, "vgpu_fence_wait: not complete after "
 						 "%d ms (still in flight: wait again)", timeout_ms);
 			return vgpu_fail(r, "vgpu_fence_wait: poll on the fence: %s", strerror(-r));
