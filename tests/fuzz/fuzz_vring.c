@@ -48,7 +48,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(ram0, data + 3, size - 3 < sizeof(ram0) ? size - 3 : sizeof(ram0));
 
 	/* A device as the socket thread leaves it after the handshake,
-	 * without the queue thread: the rings are served right here. */
+	 * without the queue thread or ring workers: the rings are served
+	 * right here, fenced ring submits inline with the rest. */
 	memset(&d, 0, sizeof(d));
 	gm_init(&d.mem);
 	gm_add_host_region(&d.mem, R0, sizeof(ram0), R0, ram0);
