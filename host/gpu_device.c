@@ -235,6 +235,11 @@ static uint32_t cmd_attach_backing(struct exec *x)
 
 	if (!r)
 		return VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID;
+	if (r->userptr) {
+		/* Its pages are the guest process's, fixed at creation. */
+		x->detail = "ATTACH_BACKING on a userptr resource";
+		return VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER;
+	}
 	if (r->nents) {
 		x->detail = "resource already has backing";
 		return VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER;
@@ -248,6 +253,13 @@ static uint32_t cmd_detach_backing(struct exec *x)
 
 	if (!r)
 		return VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID;
+	if (r->userptr) {
+		/* The guest may unpin only after UNREF is answered: a detached
+		 * userptr resource would outlive nothing, and a later ATTACH
+		 * could point it at other memory. */
+		x->detail = "DETACH_BACKING on a userptr resource";
+		return VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER;
+	}
 	if (!r->nents) {
 		x->detail = "resource has no backing";
 		return VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER;

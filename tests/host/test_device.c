@@ -525,6 +525,18 @@ static void test_backing(void **state)
 	e.addr = FE_R1; e.length = 8192;   /* total != size */
 	memcpy(buf + sizeof(*ab), &e, sizeof(e));
 	assert_int_equal(fe_cmd_simple(&F, buf, sizeof(*ab) + sizeof(e)), VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+
+	/* A userptr resource keeps the pages it was created with: DETACH and
+	 * ATTACH are refused and leave it as it was. */
+	e.addr = simple_blob(&F, 0, 2, VIRTIO_GPU_BLOB_FLAG_USE_USERPTR, 1, 4096);
+	assert_true(e.addr);
+	e.length = 4096;
+	assert_int_equal(cmd_res(&F, VIRTIO_GPU_CMD_RESOURCE_DETACH_BACKING, 2), VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+	ab->resource_id = 2;
+	memcpy(buf + sizeof(*ab), &e, sizeof(e));
+	assert_int_equal(fe_cmd_simple(&F, buf, sizeof(*ab) + sizeof(e)), VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+	assert_int_equal(cmd_res(&F, VIRTIO_GPU_CMD_RESOURCE_DETACH_BACKING, 2), VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+	assert_int_equal(cmd_res(&F, VIRTIO_GPU_CMD_RESOURCE_UNREF, 2), VIRTIO_GPU_RESP_OK_NODATA);
 }
 
 static void test_ctx_attach(void **state)
