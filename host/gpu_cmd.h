@@ -15,7 +15,11 @@
 #include "vgpu_virtio_ext.h"
 
 /* Bounds on guest-supplied counts. */
-#define GPU_CMD_MAX_ENTRIES (1u << 20)      /* mem entries in one command */
+/* Mem entries in one command: 4M, a 16 GiB buffer of scattered 4 KiB
+ * pages (a model file). The command is then 64 MiB (VQ_MAX_OUT_BYTES);
+ * the device's copies of its entries take 160 MiB while it is decoded,
+ * and what resources keep is bounded by gpu_limits.max_total_entries. */
+#define GPU_CMD_MAX_ENTRIES (1u << 22)
 
 struct gpu_mem_entry {
 	uint64_t addr;

@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /* main.c - options, signals and the accept loop of virtgpu-hostd. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,8 +57,10 @@ static void usage(FILE *f)
 static int make_listener(const char *path)
 {
 	struct sockaddr_un a;
+	char tmp[sizeof(a.sun_path) + 32];
 	struct stat st;
-	int fd;
+	bool bound;
+	int fd, n;
 
 	memset(&a, 0, sizeof(a));
 	a.sun_family = AF_UNIX;
@@ -73,9 +77,21 @@ static int make_listener(const char *path)
 		}
 		unlink(path);
 	}
+	/* Bind under a temporary name and rename once listening: whoever
+	 * waits for the path to appear (a VMM, a test) can connect at once
+	 * instead of racing listen() (ECONNREFUSED). RENAME_NOREPLACE: a
+	 * file that appeared at the path meanwhile is left alone. */
+	n = snprintf(tmp, sizeof(tmp), "%s.%ld", path, (long)getpid());
+	if (n < 0 || (size_t)n >= sizeof(a.sun_path))
+		tmp[0] = '\0';        /* no room: bind the path itself */
+	else
+		strcpy(a.sun_path, tmp);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, 1) < 0) {
+	bound = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+	if (!bound || listen(fd, 1) < 0 || (tmp[0] && renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) < 0)) {
 		fprintf(stderr, "virtgpu-hostd: %s: %s\n", path, strerror(errno));
+		if (bound && tmp[0])
+			unlink(tmp);    /* only what this bind made */
 		if (fd >= 0)
 			close(fd);
 		return -1;

@@ -158,6 +158,9 @@ int vq_pop(struct vq *vq, const struct guest_mem *gm, struct vq_elem *e)
 
 						while (nc < e->out_len + len)
 							nc *= 2;
+						/* No more than the largest command. */
+						if (nc > VQ_MAX_OUT_BYTES)
+							nc = VQ_MAX_OUT_BYTES;
 						nb = realloc(e->out, nc);
 						if (!nb) {
 							e->bad = true;

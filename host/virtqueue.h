@@ -14,8 +14,9 @@
 #include "guest_mem.h"
 
 #define VQ_MAX_SIZE 32768u
-/* Largest command (device-readable part of one chain) the device gathers. */
-#define VQ_MAX_OUT_BYTES (64u * 1024u * 1024u)
+/* Largest command (device-readable part of one chain) the device gathers:
+ * a header and GPU_CMD_MAX_ENTRIES mem entries (64 MiB) fit. */
+#define VQ_MAX_OUT_BYTES (64u * 1024u * 1024u + 64u * 1024u)
 
 struct vq {
 	uint32_t num;           /* 0: not set */

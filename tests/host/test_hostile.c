@@ -28,6 +28,7 @@
 
 #include <cmocka.h>
 
+#include "gpu_cmd.h"
 #include "helpers.h"
 #include "stats.h"
 
@@ -497,7 +498,8 @@ static uint32_t attach_raw(uint32_t id, const struct virtio_gpu_mem_entry *e, ui
 
 static void test_entry_counts(void **state)
 {
-	static const uint32_t claims[] = { 0, 3, 4, 100, (1u << 20), (1u << 20) + 1,
+	static const uint32_t claims[] = { 0, 3, 4, 100, (1u << 20), GPU_CMD_MAX_ENTRIES,
+					   GPU_CMD_MAX_ENTRIES + 1,
 					   0x7fffffff, 0x80000000u, 0xffffffffu };
 	struct virtio_gpu_mem_entry e[2];
 	uint64_t a = fe_alloc(&F, 1, 8192, 0);
@@ -1599,7 +1601,7 @@ static size_t mutate(uint8_t *b, size_t len, size_t cap)
 	}
 	case 4: {       /* an interesting 32-bit value at an aligned offset */
 		static const uint32_t v[] = { 0, 1, 0x7fffffff, 0x80000000u, 0xffffffffu,
-					      0xfffff000u, 4096, 65536, (1u << 20) + 1 };
+					      0xfffff000u, 4096, 65536, GPU_CMD_MAX_ENTRIES + 1 };
 		size_t off = (rnd() % (len / 4)) * 4;
 
 		memcpy(b + off, &v[rnd() % 9], 4);
