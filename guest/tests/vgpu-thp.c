@@ -2,8 +2,8 @@
 /*
  * vgpu-thp - userptr blobs over transparent huge pages (x86_64 guest).
  *
- *   vgpu-thp [--size MIB]                  the test (TAP)
- *   vgpu-thp --bench [--size MIB] [--runs N]
+ *   vgpu-thp [--size MIB] [--scatter]      the test (TAP)
+ *   vgpu-thp --bench [--size MIB] [--runs N] [--scatter]
  *                                          registration cost per GiB, THP
  *                                          against 4 KiB pages (CSV + table)
  *
@@ -16,6 +16,11 @@
  * size / 2 MiB. The device's XXH64 of the buffer proves that the entries
  * name the right pages. A MADV_NOHUGEPAGE buffer of the same size is the
  * control: 4 KiB pages, more entries.
+ *
+ * --scatter populates the 4 KiB buffer page by page in a shuffled order,
+ * so that no two neighbouring pages are physically contiguous: one mem
+ * entry per page, the worst case of a long-running guest (a 4 GiB buffer
+ * is then 1M entries).
  *
  * Needs root (kpageflags, PFNs in pagemap), THP in the guest kernel, and
  * the device with userptr: it runs under tests/system/run-guest.sh --vmm qemu.
@@ -51,6 +56,31 @@ struct layout {
 };
 
 static long page_size;
+static bool scatter;
+
+static uint64_t gcd(uint64_t a, uint64_t b)
+{
+	while (b) {
+		uint64_t t = a % b;
+
+		a = b;
+		b = t;
+	}
+	return a;
+}
+
+/* Fault in the n pages at p in the order i * step mod n, step coprime to
+ * n and far from 1: pages are allocated in fault order, so neighbours get
+ * physical pages far apart. */
+static void populate_scattered(uint8_t *p, size_t size)
+{
+	uint64_t n = size / (uint64_t)page_size, step = n / 2 + 1 + (n / 7) * 2;
+
+	while (gcd(step, n) != 1)
+		step++;
+	for (uint64_t i = 0, k = 0; i < n; i++, k = (k + step) % n)
+		p[k * (uint64_t)page_size] = 1;
+}
 
 /* A 2 MiB-aligned anonymous buffer of size bytes, populated, with or
  * without huge pages. NULL on failure (errno set). With optional_thp, a
@@ -59,6 +89,7 @@ static void *map_buffer(size_t size, bool huge, bool optional_thp)
 {
 	size_t len = size + HPAGE;
 	uint8_t *raw, *p;
+	int e;
 
 	raw = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (raw == MAP_FAILED)
@@ -68,16 +99,19 @@ static void *map_buffer(size_t size, bool huge, bool optional_thp)
 		munmap(raw, (size_t)(p - raw));
 	if (raw + len > p + size)
 		munmap(p + size, (size_t)(raw + len - (p + size)));
-	if ((madvise(p, size, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE) &&
-	     !(optional_thp && errno == EINVAL)) ||
-	    madvise(p, size, MADV_POPULATE_WRITE)) {
-		int e = errno;
-
-		munmap(p, size);
-		errno = e;
-		return NULL;
-	}
+	if (madvise(p, size, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE) &&
+	    !(optional_thp && errno == EINVAL))
+		goto fail;
+	if (!huge && scatter)
+		populate_scattered(p, size);
+	else if (madvise(p, size, MADV_POPULATE_WRITE))
+		goto fail;
 	return p;
+fail:
+	e = errno;
+	munmap(p, size);
+	errno = e;
+	return NULL;
 }
 
 /* PFNs from pagemap, THP flags from kpageflags. -1 on failure. */
@@ -186,6 +220,10 @@ static void check_buffer(struct vgpu_device *dev, struct vgpu_buffer *out, size_
 		       l.runs, hpages);
 	} else {
 		tap_eq(l.thp_pages, 0, "4 KiB: no page is part of a huge page");
+		if (scatter)
+			tap_ok(l.runs * 10 >= l.pages * 9,
+			       "4 KiB, scattered: at least 90%% of the pages start a run (%ld of %ld)",
+			       l.runs, l.pages);
 	}
 
 	err = vgpu_buffer_from_user(dev, p, size, VGPU_BUF_ZERO_COPY, &buf);
@@ -271,7 +309,7 @@ static int bench(struct vgpu_device *dev, size_t size, int runs)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: vgpu-thp [--bench] [--size MIB] [--runs N]\n");
+	fprintf(f, "usage: vgpu-thp [--bench] [--size MIB] [--runs N] [--scatter]\n");
 }
 
 int main(int argc, char **argv)
@@ -288,6 +326,8 @@ int main(int argc, char **argv)
 
 		if (!strcmp(argv[i], "--bench")) {
 			do_bench = true;
+		} else if (!strcmp(argv[i], "--scatter")) {
+			scatter = true;
 		} else if (!strcmp(argv[i], "--size") && i + 1 < argc) {
 			unsigned long mib = strtoul(argv[++i], &end, 10);
 
