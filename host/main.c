@@ -26,8 +26,9 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: virtgpu-hostd --socket PATH [--no-userptr] [--threads N]\n"
-		"                     [--backend cpu|opencl] [--map-budget N] [--verbose]\n"
+		"Usage: virtgpu-hostd --socket PATH [--no-userptr] [--access-platform]\n"
+		"                     [--threads N] [--backend cpu|opencl] [--map-budget N]\n"
+		"                     [--verbose]\n"
 		"\n"
 		"A virtio-gpu device (compute capset %u) served as a vhost-user back-end.\n"
 		"It listens on a Unix socket and serves one front-end at a time; after a\n"
@@ -37,6 +38,10 @@ static void usage(FILE *f)
 		"Options:\n"
 		"  -s, --socket PATH   Unix socket to listen on (a stale file is replaced)\n"
 		"  -n, --no-userptr    do not offer VIRTIO_GPU_F_RESOURCE_USERPTR (bit %d)\n"
+		"  -a, --access-platform\n"
+		"                      offer VIRTIO_F_ACCESS_PLATFORM, so that the guest maps\n"
+		"                      through its DMA API (a guest without a vIOMMU: the\n"
+		"                      addresses stay guest-physical)\n"
 		"  -t, --threads N     compute worker threads, 1..%d\n"
 		"                      (default: the number of online CPUs)\n"
 		"  -b, --backend NAME  what runs the compute ops: cpu (C loops on the worker\n"
@@ -158,6 +163,7 @@ int main(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "socket", required_argument, NULL, 's' },
 		{ "no-userptr", no_argument, NULL, 'n' },
+		{ "access-platform", no_argument, NULL, 'a' },
 		{ "threads", required_argument, NULL, 't' },
 		{ "backend", required_argument, NULL, 'b' },
 		{ "map-budget", required_argument, NULL, 'm' },
@@ -174,13 +180,16 @@ int main(int argc, char **argv)
 	sigset_t sigs;
 	int lfd, sfd, o, running = 1;
 
-	while ((o = getopt_long(argc, argv, "s:nt:b:m:vh", longopts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "s:nat:b:m:vh", longopts, NULL)) != -1) {
 		switch (o) {
 		case 's':
 			path = optarg;
 			break;
 		case 'n':
 			opt.userptr = false;
+			break;
+		case 'a':
+			opt.access_platform = true;
 			break;
 		case 't': {
 			char *end;
@@ -263,8 +272,9 @@ int main(int argc, char **argv)
 		engine_free(eng);
 		return 1;
 	}
-	hlog("listening on %s (userptr %s, %u threads, backend %s, zero-copy windows %s, budget %llu mappings)",
-	     path, opt.userptr ? "offered" : "not offered", threads, engine_backend_name(eng),
+	hlog("listening on %s (userptr %s%s, %u threads, backend %s, zero-copy windows %s, budget %llu mappings)",
+	     path, opt.userptr ? "offered" : "not offered",
+	     opt.access_platform ? ", access platform" : "", threads, engine_backend_name(eng),
 	     win_enabled() ? "on" : "off", (unsigned long long)win_budget());
 
 	while (running) {

@@ -26,6 +26,8 @@ uint64_t vu_device_features(const struct vu_options *opt)
 
 	if (opt->userptr)
 		f |= 1ull << VIRTIO_GPU_F_RESOURCE_USERPTR;
+	if (opt->access_platform)
+		f |= 1ull << VIRTIO_F_ACCESS_PLATFORM;
 	return f;
 }
 

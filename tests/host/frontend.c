@@ -209,7 +209,7 @@ void fe_set_mem_table(struct fe *f)
 void fe_start(struct fe *f, const struct fe_opts *o)
 {
 	struct fe_opts def = { 0 };
-	struct vu_options vo;
+	struct vu_options vo = { 0 };
 	int sv[2], bp[2];
 	uint64_t feat, pf;
 

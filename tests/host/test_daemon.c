@@ -55,6 +55,7 @@ static void test_help(void **state)
 	log = read_log();
 	assert_non_null(strstr(log, "--socket"));
 	assert_non_null(strstr(log, "--no-userptr"));
+	assert_non_null(strstr(log, "--access-platform"));
 	assert_non_null(strstr(log, "--threads"));
 	assert_non_null(strstr(log, "--verbose"));
 	assert_non_null(strstr(log, "--help"));
@@ -160,10 +161,32 @@ static void test_no_userptr(void **state)
 	(void)state;
 	fe_start(&f, &o);
 	assert_false(f.features & (1ull << VIRTIO_GPU_F_RESOURCE_USERPTR));
+	assert_false(f.features & (1ull << VIRTIO_F_ACCESS_PLATFORM));
 	assert_int_equal(simple_blob(&f, 0, 1, VIRTIO_GPU_BLOB_FLAG_USE_USERPTR, 1, 4096), 0);
 	fe_stop(&f);
 	kill(pid, SIGINT);
 	assert_int_equal(wait_status(pid), 0);
+}
+
+/* Offered only when asked; addresses are guest-physical either way. */
+static void test_access_platform(void **state)
+{
+	char *a[] = { (char *)daemon_path, "--socket", df.sock, "--access-platform", NULL };
+	struct fe_opts o = { .socket_path = df.sock };
+	struct fe f;
+	pid_t pid = spawn(a);
+	char *log;
+
+	(void)state;
+	fe_start(&f, &o);
+	assert_true(f.features & (1ull << VIRTIO_F_ACCESS_PLATFORM));
+	assert_true(f.features & (1ull << VIRTIO_GPU_F_RESOURCE_USERPTR));
+	assert_int_not_equal(simple_blob(&f, 0, 1, VIRTIO_GPU_BLOB_FLAG_USE_USERPTR, 1, 4096), 0);
+	fe_stop(&f);
+	kill(pid, SIGINT);
+	assert_int_equal(wait_status(pid), 0);
+	log = read_log();
+	assert_non_null(strstr(log, "access platform"));
 }
 
 static void test_not_a_socket(void **state)
@@ -183,6 +206,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_bad_options),
 		cmocka_unit_test(test_serve),
 		cmocka_unit_test(test_no_userptr),
+		cmocka_unit_test(test_access_platform),
 		cmocka_unit_test(test_not_a_socket),
 	};
 	int rc;
