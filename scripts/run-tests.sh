@@ -169,6 +169,10 @@ if ((guest_ok && x86_ok && qemu_ok)); then
 	suite qemu-kselftest "${QRUN[@]}" -- build/kselftest/virtgpu_userptr
 	suite qemu-kselftest-no-userptr "${QRUN[@]}" --no-userptr -- \
 		build/kselftest/virtgpu_userptr
+	# The same tests with the driver on its DMA-API path (the device offers
+	# VIRTIO_F_ACCESS_PLATFORM; dma-direct, nothing bounced).
+	suite qemu-kselftest-dma-api "${QRUN[@]}" --access-platform -- \
+		build/kselftest/virtgpu_userptr
 	suite qemu-thp "${QRUN[@]}" --mem 1G -- build/meson/guest/tests/vgpu-thp
 	suite qemu-e2e tests/system/e2e.sh --vmm qemu --quick --build build/meson
 	# libvgpu's asynchronous submits, rings and threads under ThreadSanitizer,

@@ -4,9 +4,11 @@
 # e2e.sh - end-to-end tests of the whole system: for each device mode
 # (userptr offered, and --no-userptr), boot the guest (UML, or the x86_64
 # guest under QEMU with --vmm qemu) with run-guest.sh and run vgpu-info,
-# vgpu-demo and the library tests (vgpu-test) in it. Prints one TAP stream: the guest tests' own results
-# (renumbered, prefixed with the mode) and one result per guest run (exit
-# status, no kernel or daemon findings).
+# vgpu-demo and the library tests (vgpu-test) in it; in the x86_64 guest
+# also a device reset, a removal while a pin waits (vgpu-unplug-gup) and
+# the DMA-API path with forced bounce buffers. Prints one TAP stream: the
+# guest tests' own results (renumbered, prefixed with the mode) and one
+# result per guest run (exit status, no kernel or daemon findings).
 #
 #   tests/system/e2e.sh [--build DIR] [--quick] [--mem SIZE] [--mode userptr|copy]
 #                       [--vmm uml|qemu]
@@ -40,8 +42,10 @@ while [ $# -gt 0 ]; do
 	*) bad_arg "$1" ;;
 	esac
 done
-need_build guest/vgpu-info guest/vgpu-demo guest/tests/vgpu-test
+need_build guest/vgpu-info guest/vgpu-demo guest/tests/vgpu-test guest/tests/vgpu-unplug-gup
 INFO=$BUILD/guest/vgpu-info
+UNPLUG=$BUILD/guest/tests/vgpu-unplug-gup
+KSELFTEST=$REPO_ROOT/build/kselftest/virtgpu_userptr
 DEMO=$BUILD/guest/vgpu-demo
 TEST=$BUILD/guest/tests/vgpu-test
 
@@ -128,6 +132,29 @@ if [ "$VMM" = qemu ]; then
 	rc=$?
 	ok "$rc" "qemu: the device works again after a reset from the guest (unbind, bind) (exit $rc)"
 	[ "$rc" = 0 ] || show "$LOG/reset"
+
+	# A pin that waits on a userfaultfd fault does not hold up the
+	# removal of the device (needs the x86_64 guest's CONFIG_USERFAULTFD).
+	"$RUN" --vmm qemu --timeout 120 -- "$UNPLUG" >"$LOG/unplug" 2>&1
+	rc=$?
+	relay_tap "qemu unplug" "$LOG/unplug" "vgpu-unplug-gup ran to its plan"
+	ok "$rc" "qemu: vgpu-unplug-gup run clean: exit status, kernel log, daemon (exit $rc)"
+	[ "$rc" = 0 ] || grep -v -E '^(ok |not ok |# |1\.\.)' "$LOG/unplug" | sed 's/^/# /' | head -n 100
+
+	# The DMA-API path with every mapping bounced (swiotlb=force, as in
+	# SEV or TDX guests): the driver does not use the device's userptr
+	# feature (the param reads 0, every userptr request fails with
+	# EOPNOTSUPP: the kselftest's checks without the feature), and says so.
+	# shellcheck disable=SC2016 # expanded by the guest's sh
+	"$RUN" --vmm qemu --access-platform --append swiotlb=force --timeout 300 -- sh -c '
+		"$1"; rc=$?
+		dmesg | grep -q "resource_userptr not used: DMA would bounce" || rc=99
+		"$2" | grep "^userptr: no" || rc=98
+		exit $rc' sh "$KSELFTEST" "$INFO" >"$LOG/bounce" 2>&1
+	rc=$?
+	relay_tap "qemu bounce" "$LOG/bounce" "the kselftest ran to its plan with swiotlb=force"
+	ok "$rc" "qemu bounce: userptr not used with swiotlb=force: kselftest, probe message, vgpu-info (exit $rc)"
+	[ "$rc" = 0 ] || grep -v -E '^(ok |not ok |# |1\.\.)' "$LOG/bounce" | sed 's/^/# /' | head -n 100
 fi
 
 tap_end

@@ -52,6 +52,9 @@ Options:
   --qemu PATH           QEMU binary (qemu only; default: qemu/build.sh's)
   --no-build            do not build QEMU or the x86_64 kernel (qemu only)
   --no-userptr          start the daemon with --no-userptr
+  --access-platform     start the daemon with --access-platform and give QEMU's
+                        device iommu_platform=on: the guest driver maps
+                        through the DMA API (qemu only; no vIOMMU)
   --timeout SECS        bound on the guest run, boot to poweroff (default 300)
   --kernel PATH         kernel (default build/uml/linux, or
                         build/x86/arch/x86/boot/bzImage with --vmm qemu)
@@ -114,6 +117,7 @@ ACCEL=""
 QEMU=""
 BUILD=1
 NO_USERPTR=0
+ACCESS_PLATFORM=0
 TIMEOUT=300
 KERNEL=""
 MEM=512M
@@ -147,6 +151,7 @@ while [ $# -gt 0 ]; do
 	--qemu=*) QEMU=${1#*=}; shift ;;
 	--no-build) BUILD=0; shift ;;
 	--no-userptr) NO_USERPTR=1; shift ;;
+	--access-platform) ACCESS_PLATFORM=1; shift ;;
 	--timeout) need_arg "$1" $#; TIMEOUT=$2; shift 2 ;;
 	--timeout=*) TIMEOUT=${1#*=}; shift ;;
 	--kernel) need_arg "$1" $#; KERNEL=$2; shift 2 ;;
@@ -240,6 +245,10 @@ if [ "$VMM" = qemu ]; then
 		echo "$SELF: kernel '$KERNEL' not found (run kernel/build-x86.sh, or pass --kernel)" >&2
 		exit 125
 	fi
+fi
+if [ "$VMM" = uml ] && [ "$ACCESS_PLATFORM" = 1 ]; then
+	echo "$SELF: --access-platform needs --vmm qemu" >&2
+	exit 2
 fi
 KERNEL=$(abspath "$KERNEL")
 if [ "$VMM" = uml ] && [ ! -x "$KERNEL" ]; then
@@ -355,6 +364,7 @@ if [ -n "$EXT_SOCK" ]; then
 elif [ "$USE_DAEMON" = 1 ]; then
 	daemon_cmd=("$HOSTD" --socket "$SOCK")
 	[ "$NO_USERPTR" = 1 ] && daemon_cmd+=(--no-userptr)
+	[ "$ACCESS_PLATFORM" = 1 ] && daemon_cmd+=(--access-platform)
 	# shellcheck disable=SC2206 # --daemon-args is split on white space on purpose
 	daemon_cmd+=($DAEMON_ARGS)
 	setsid "${daemon_cmd[@]}" </dev/null >"$RUN_DIR/hostd.log" 2>&1 &
@@ -552,11 +562,13 @@ else
 		-fsdev "local,id=root,path=$RUN_DIR/root,security_model=none,multidevs=remap"
 		-device virtio-9p-pci,fsdev=root,mount_tag=vgpuroot
 		-kernel "$KERNEL" -append "${kargs[*]}")
+	iommu=
+	[ "$ACCESS_PLATFORM" = 1 ] && iommu=,iommu_platform=on
 	if [ "$USE_DAEMON" = 1 ]; then
 		# The generic vhost-user device: virtio id 16 (GPU), two queues, and
 		# the config space of struct virtio_gpu_config (16 bytes).
 		qargs+=(-chardev "socket,id=vgpu,path=$SOCK"
-			-device vhost-user-device-pci,chardev=vgpu,virtio-id=16,num_vqs=2,vq_size=256,config_size=16)
+			-device "vhost-user-device-pci,chardev=vgpu,virtio-id=16,num_vqs=2,vq_size=256,config_size=16$iommu")
 	fi
 	# The guest's root: the host's mount tree, copied in a mount namespace
 	# of QEMU's own, less /proc, /sys and /dev. The guest must never reach
