@@ -39,7 +39,7 @@ for mode in $MODES; do
 	relay_tap "$mode" "$LOG/test" "vgpu-async-test ran to its plan"
 	ok "$rc" "$mode: vgpu-async-test run clean: exit status, kernel log, daemon (exit $rc)"
 	if [ "$rc" != 0 ]; then
-		grep -v -E '^(ok |not ok |# |1\.\.)' "$LOG/test" | sed 's/^/# /' | head -n 100
+		show_untapped "$LOG/test" 100
 	fi
 	if [ -x "$EXAMPLE" ]; then
 		"$RUN" "${flags[@]}" --mem 768M --timeout 300 -- "$EXAMPLE" >"$LOG/ex" 2>&1

@@ -96,7 +96,7 @@ relay_tap "opencl: vgpu-test" "$LOG/test" "ran to its plan"
 ok "$rc" "opencl: vgpu-test run clean (exit $rc)"
 v=$(stat "$LOG/test" cl_copied_bytes)
 ok "$([ "$v" = 0 ] && echo 0 || echo 1)" "opencl: vgpu-test: no byte copied by the device (${v:-missing})"
-[ "$rc" = 0 ] || grep -v -E '^(ok |not ok |# |1\.\.)' "$LOG/test" | sed 's/^/# /' | head -n 100
+[ "$rc" = 0 ] || show_untapped "$LOG/test" 100
 
 # No OpenCL platform at all: the daemon falls back to the CPU, says so.
 OCL_ICD_VENDORS=/nonexistent "$RUN" --verbose --mem 256M --timeout 120 \

@@ -111,7 +111,7 @@ for mode in $MODES; do
 	relay_tap "$VMM $mode" "$LOG/test" "vgpu-test ran to its plan"
 	ok "$rc" "$VMM $mode: vgpu-test run clean: exit status, kernel log, daemon (exit $rc)"
 	if [ "$rc" != 0 ]; then
-		grep -v -E '^(ok |not ok |# |1\.\.)' "$LOG/test" | sed 's/^/# /' | head -n 200
+		show_untapped "$LOG/test" 200
 	fi
 done
 
@@ -139,7 +139,7 @@ if [ "$VMM" = qemu ]; then
 	rc=$?
 	relay_tap "qemu unplug" "$LOG/unplug" "vgpu-unplug-gup ran to its plan"
 	ok "$rc" "qemu: vgpu-unplug-gup run clean: exit status, kernel log, daemon (exit $rc)"
-	[ "$rc" = 0 ] || grep -v -E '^(ok |not ok |# |1\.\.)' "$LOG/unplug" | sed 's/^/# /' | head -n 100
+	[ "$rc" = 0 ] || show_untapped "$LOG/unplug" 100
 
 	# The DMA-API path with every mapping bounced (swiotlb=force, as in
 	# SEV or TDX guests): the driver does not use the device's userptr
@@ -154,7 +154,7 @@ if [ "$VMM" = qemu ]; then
 	rc=$?
 	relay_tap "qemu bounce" "$LOG/bounce" "the kselftest ran to its plan with swiotlb=force"
 	ok "$rc" "qemu bounce: userptr not used with swiotlb=force: kselftest, probe message, vgpu-info (exit $rc)"
-	[ "$rc" = 0 ] || grep -v -E '^(ok |not ok |# |1\.\.)' "$LOG/bounce" | sed 's/^/# /' | head -n 100
+	[ "$rc" = 0 ] || show_untapped "$LOG/bounce" 100
 fi
 
 tap_end

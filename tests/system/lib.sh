@@ -70,6 +70,12 @@ make_log() {
 	trap 'exit 143' TERM
 }
 
+# show_untapped FILE LINES: what a guest run printed besides its TAP (the
+# daemon's log, kernel findings, errors), as TAP comments, at most LINES.
+show_untapped() {
+	grep -v -E '^(ok |not ok |# |1\.\.)' "$1" | sed 's/^/# /' | head -n "$2"
+}
+
 # relay_tap PREFIX FILE PLAN-NAME: the TAP results in FILE renumbered into
 # this stream under PREFIX, its comments passed on, then one result saying
 # whether it ran to its plan. Sets `tests` (results seen) and `plan`.
