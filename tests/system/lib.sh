@@ -96,3 +96,73 @@ relay_tap() {
 	ok "$([ -n "$plan" ] && [ "$plan" = "$tests" ] && echo 0 || echo 1)" \
 		"$prefix: $3 ($tests of ${plan:-?})"
 }
+
+# ---- several programs in one guest boot (run-guest.sh --steps) -------------
+# steps_begin NAME: a new, empty list of steps for the boot NAME (its files
+# go to $LOG/NAME/ and $LOG/NAME.log).
+steps_begin() {
+	STEPS_FILE=$LOG/$1.steps
+	STEPS_DIR=$LOG/$1
+	: >"$STEPS_FILE"
+	rm -rf -- "$STEPS_DIR"
+}
+
+# step NAME CMD [ARGS...]: add a step that runs CMD ARGS in the guest.
+step() {
+	local name=$1
+	shift
+	printf '%s %s\n' "$name" "$(printf '%q ' "$@")" >>"$STEPS_FILE"
+}
+
+# steps_run RUN-GUEST-ARGS...: boot once (with KARGS too) and run the steps;
+# BOOT_RC is run-guest.sh's status.
+steps_run() {
+	"$RUN" "${KARGS[@]+"${KARGS[@]}"}" "$@" --steps "$STEPS_FILE" --results "$STEPS_DIR" \
+		>"$STEPS_DIR.log" 2>&1
+	BOOT_RC=$?
+}
+
+# step_out NAME: the file with what the step printed.
+step_out() {
+	echo "$STEPS_DIR/$1.out"
+}
+
+# step_rc NAME: the step's verdict as a status: its exit status, 125 when it
+# never finished, 1 when it exited 0 but the kernel reported a problem while
+# it ran.
+step_rc() {
+	local f=$STEPS_DIR/$1.rc rc
+	[ -r "$f" ] || { echo 125; return; }
+	read -r rc _ <"$f"
+	[ "$rc" = 0 ] && [ -s "$STEPS_DIR/$1.kernel" ] && rc=1
+	echo "$rc"
+}
+
+# step_show NAME LINES: a failed step's output and its kernel reports, as
+# TAP comments.
+step_show() {
+	local f
+	for f in "$STEPS_DIR/$1.out" "$STEPS_DIR/$1.kernel"; do
+		[ -s "$f" ] && grep -v -E '^(ok |not ok |1\.\.)' "$f" | sed 's/^/# /' | head -n "$2"
+	done
+	return 0
+}
+
+# boot_ok LABEL: one TAP result for what belongs to the boot rather than to
+# a step: it finished in time, kmemleak and the kernel log outside the steps
+# are clean, the daemon stayed up and exited cleanly with no sanitizer report.
+boot_ok() {
+	local b=$STEPS_DIR/boot.txt exitc kern daem
+	exitc=$(sed -n 's/^exit //p' "$b" 2>/dev/null)
+	kern=$(sed -n 's/^kernel //p' "$b" 2>/dev/null)
+	daem=$(sed -n 's/^daemon //p' "$b" 2>/dev/null)
+	if [ -n "$exitc" ] && [ "$exitc" != 124 ] && [ "$exitc" != 125 ] &&
+		[ "$kern" = 0 ] && [ "$daem" = 0 ]; then
+		ok 0 "$1: the boot was clean: kmemleak, kernel log outside the steps, daemon"
+		return 0
+	fi
+	ok 1 "$1: the boot was clean: kmemleak, kernel log outside the steps, daemon (exit ${exitc:-none}, kernel ${kern:-?}, daemon ${daem:-?})"
+	[ -s "$STEPS_DIR/boot.kernel" ] && sed 's/^/# /' "$STEPS_DIR/boot.kernel" | head -n 80
+	show_untapped "$STEPS_DIR.log" 120
+	return 1
+}

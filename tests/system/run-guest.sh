@@ -8,6 +8,7 @@
 # virtio-9p), so CMD is any host program, with its shared libraries.
 #
 #   tests/system/run-guest.sh [--vmm uml|qemu] [options] -- CMD [ARGS...]
+#   tests/system/run-guest.sh [--vmm uml|qemu] [options] --steps FILE --results DIR
 #
 # See usage() below or docs/guest.md for the options. Every step is bounded
 # in time, and the daemon, the guest and the temporary directory are always
@@ -32,10 +33,21 @@ REPO_ROOT=$(cd "$SCRIPT_DIR/../.." && pwd)
 usage() {
 	cat <<EOF
 Usage: $SELF [OPTIONS] -- CMD [ARGS...]
+       $SELF [OPTIONS] --steps FILE --results DIR
 
 Boot a guest kernel with the host's root as its root, attached over
 vhost-user to a fresh host daemon, run CMD in the guest (as root, in the
 caller's current directory), print its output and exit with its status.
+
+With --steps, one boot runs several programs one after the other (one boot,
+one daemon and one kmemleak scan for all of them). FILE holds one step a
+line, "NAME COMMAND": NAME is letters, digits, '.', '_' and '-', COMMAND a
+shell command line the guest's bash runs. Each step's output and status go
+to DIR (on the host): NAME.out, NAME.rc ("STATUS MILLISECONDS"; missing
+when the step never ran or did not finish), NAME.kernel (kernel reports
+printed while the step ran; missing when there were none), and for the boot
+as a whole boot.kernel (reports at boot, after the steps, kmemleak),
+daemon.log and boot.txt ("exit N", "kernel 0|1", "daemon 0|1").
 
   --vmm uml    User-Mode Linux (build/uml/linux; the root over hostfs)
   --vmm qemu   QEMU with the x86_64 guest kernel (build/x86, 47-bit user space,
@@ -83,6 +95,8 @@ Options:
   --no-kmemleak         skip the kmemleak scan after CMD
   --kmemleak-delay SECS wait before the kmemleak scan (default 6; kmemleak
                         reports only objects older than 5 s)
+  --steps FILE          run the steps of FILE in one boot (see above)
+  --results DIR         where --steps leaves its results (created; emptied first)
   --keep                keep the temporary directory (its path is printed)
   --verbose             show the kernel console and the daemon log in full
   -h, --help            this help
@@ -100,7 +114,8 @@ files, so a guest program can leave a file there for a --hook).
 
 Exit status: CMD's status; 124 guest timed out; 125 setup failure or the
 guest ended without CMD's status; 1 CMD succeeded but the kernel log or the
-daemon reported a problem (see the printed report).
+daemon reported a problem (see the printed report). With --steps: 0 when
+every step exited 0 and nothing was reported, 1 otherwise (124, 125 as above).
 EOF
 }
 
@@ -134,6 +149,8 @@ VERBOSE=0
 ENVS=()
 EXT_SOCK=""
 HOOK=""
+STEPS=""
+RESULTS=""
 
 need_arg() {
 	[ "$2" -ge 2 ] || die_usage "option '$1' needs an argument"
@@ -175,6 +192,10 @@ while [ $# -gt 0 ]; do
 	--no-kmemleak) KMEMLEAK=0; shift ;;
 	--kmemleak-delay) need_arg "$1" $#; KMEMLEAK_DELAY=$2; shift 2 ;;
 	--kmemleak-delay=*) KMEMLEAK_DELAY=${1#*=}; shift ;;
+	--steps) need_arg "$1" $#; STEPS=$2; shift 2 ;;
+	--steps=*) STEPS=${1#*=}; shift ;;
+	--results) need_arg "$1" $#; RESULTS=$2; shift 2 ;;
+	--results=*) RESULTS=${1#*=}; shift ;;
 	--keep) KEEP=1; shift ;;
 	--verbose|-v) VERBOSE=1; shift ;;
 	-h|--help) usage; exit 0 ;;
@@ -184,7 +205,25 @@ while [ $# -gt 0 ]; do
 	esac
 done
 
-[ $# -ge 1 ] || die_usage "no command given (put it after --)"
+if [ -n "$STEPS" ]; then
+	[ $# -eq 0 ] || die_usage "--steps and a command exclude each other"
+	[ -n "$RESULTS" ] || die_usage "--steps needs --results DIR"
+	[ -r "$STEPS" ] || die_usage "steps file '$STEPS' is not readable"
+	while IFS= read -r line || [ -n "$line" ]; do
+		case $line in
+		''|'#'*) ;;
+		*' '*) name=${line%% *}
+			case $name in *[!A-Za-z0-9._-]*|.*|boot|daemon) die_usage "bad step name '$name' in $STEPS" ;; esac ;;
+		*) die_usage "step line without a command in $STEPS: '$line'" ;;
+		esac
+	done <"$STEPS"
+	grep -qvE '^(#|$)' "$STEPS" || die_usage "no step in $STEPS"
+	[ -z "$(grep -vE '^(#|$)' "$STEPS" | cut -d' ' -f1 | sort | uniq -d)" ] ||
+		die_usage "a step name appears twice in $STEPS"
+else
+	[ -z "$RESULTS" ] || die_usage "--results needs --steps"
+	[ $# -ge 1 ] || die_usage "no command given (put it after --)"
+fi
 case $VMM in
 uml)
 	[ -z "$SMP" ] || die_usage "--smp applies to --vmm qemu only"
@@ -221,6 +260,12 @@ abspath() {
 	case $1 in /*) printf '%s\n' "$1" ;; *) printf '%s\n' "$PWD/$1" ;; esac
 }
 HOSTD=$(abspath "$HOSTD")
+if [ -n "$STEPS" ]; then
+	RESULTS=$(abspath "$RESULTS")
+	mkdir -p "$RESULTS" || { echo "$SELF: cannot create $RESULTS" >&2; exit 125; }
+	rm -f -- "$RESULTS"/*.out "$RESULTS"/*.rc "$RESULTS"/*.kernel "$RESULTS"/boot.txt \
+		"$RESULTS"/daemon.log
+fi
 
 if [ "$VMM" = qemu ]; then
 	# Build what is missing or stale first (both are no-ops when current).
@@ -466,10 +511,31 @@ fi
 cd "$CWD" || { echo "run-guest: cannot cd to $CWD" >&2; finish; }
 echo "$START_MARK"
 EOF
-	printf '%q ' "$@"
-	echo '</dev/null 7>&- 8>&- 9>&-'
+	if [ -n "$STEPS" ]; then
+		# Each step marks the kernel log where it begins, so that a
+		# report can be put down to the step that caused it.
+		cat <<'EOF'
+mkdir -p "$RUN_DIR/steps"
+while IFS= read -r line <&3; do
+	case $line in ''|'#'*) continue ;; esac
+	name=${line%% *}
+	echo "@@vgpu-step: $name@@" >/dev/kmsg 2>/dev/null
+	echo "run-guest: step $name"
+	t0=$(date +%s%N)
+	bash -c "${line#* }" </dev/null >"$RUN_DIR/steps/$name.out" 2>&1 3<&- 7>&- 8>&- 9>&-
+	rc=$?
+	echo "$rc $((($(date +%s%N) - t0) / 1000000))" >"$RUN_DIR/steps/$name.rc"
+	echo "run-guest: step $name: exit $rc"
+done 3<"$RUN_DIR/steps.list"
+echo "@@vgpu-step: -end-@@" >/dev/kmsg 2>/dev/null
+rc=0
+EOF
+	else
+		printf '%q ' "$@"
+		echo '</dev/null 7>&- 8>&- 9>&-'
+		echo 'rc=$?'
+	fi
 	cat <<'EOF'
-rc=$?
 echo "$END_MARK $rc"
 echo "$rc" >&7
 if [ "$KMEMLEAK" = 1 ] && [ -w /sys/kernel/debug/kmemleak ]; then
@@ -482,6 +548,7 @@ finish
 EOF
 } >"$INIT"
 chmod 755 "$INIT"
+[ -n "$STEPS" ] && cp "$STEPS" "$RUN_DIR/steps.list"
 
 # ---- guest -----------------------------------------------------------------
 # Whether KVM boots this kernel: /dev/kvm can exist and still not run a guest
@@ -673,6 +740,43 @@ if grep -qE "$KPAT" "$klog" || grep -qE 'Kernel panic|BUG: |general protection' 
 	[ "$ALLOW_WARNINGS" = 1 ] || problem=1
 fi
 
+# --steps: the kernel log cut at the steps' markers; each step's reports
+# go to its NAME.kernel, those of the boot, the end and kmemleak to
+# boot.kernel.
+boot_kernel=0
+if [ -n "$STEPS" ]; then
+	mkdir -p "$RUN_DIR/seg"
+	awk -v dir="$RUN_DIR/seg" '
+		BEGIN { seg = "boot" }
+		{
+			if ((i = index($0, "@@vgpu-step: ")) > 0) {
+				seg = substr($0, i + 13)
+				sub(/@@.*$/, "", seg)
+				if (seg == "-end-")
+					seg = "boot"
+				next
+			}
+			print > (dir "/" seg ".log")
+		}' "$klog"
+	for f in "$RUN_DIR"/seg/*.log; do
+		[ -e "$f" ] || continue
+		name=${f##*/}
+		name=${name%.log}
+		grep -E -B 3 -A 25 "$KPAT" "$f" >"$RUN_DIR/seg/$name.rep"
+		[ -s "$RUN_DIR/seg/$name.rep" ] && cp "$RUN_DIR/seg/$name.rep" "$RESULTS/$name.kernel"
+	done
+	if ! [ -s "$RUN_DIR/dmesg.txt" ] && grep -qE 'Kernel panic|BUG: |general protection' "$CONSOLE"; then
+		grep -E -A 25 'Kernel panic|BUG: |general protection' "$CONSOLE" >>"$RESULTS/boot.kernel"
+	fi
+	if [ -s "$RUN_DIR/kmemleak.txt" ]; then
+		{ echo "----- kmemleak -----"; cat "$RUN_DIR/kmemleak.txt"; } >>"$RESULTS/boot.kernel"
+	fi
+	[ -s "$RESULTS/boot.kernel" ] && boot_kernel=1
+	for f in "$RUN_DIR"/steps/*; do
+		[ -e "$f" ] && cp "$f" "$RESULTS/"
+	done
+fi
+
 if [ -n "$HOOK" ]; then
 	# Let the hook finish what it does after the guest (30 s at most).
 	for ((i = 0; i < 300; i++)); do
@@ -687,28 +791,38 @@ if [ -n "$HOOK" ]; then
 fi
 
 # Daemon: still alive, then stopped cleanly, and no sanitizer report.
+daemon_problem=0
 if [ "$USE_DAEMON" = 1 ] && [ -z "$EXT_SOCK" ]; then
 	if ! kill -0 "$DAEMON_PID" 2>/dev/null; then
 		wait "$DAEMON_PID"; drc=$?
 		echo "$SELF: the daemon died during the run (exit $drc)" >&2
-		problem=1
+		problem=1 daemon_problem=1
 	else
 		stop_pid "$DAEMON_PID" pid 5
 		drc=$STOP_RC
 		if [ "$drc" != 0 ]; then
 			echo "$SELF: the daemon exited with status $drc" >&2
-			problem=1
+			problem=1 daemon_problem=1
 		fi
 	fi
 	DAEMON_PID=""
 	if grep -qE 'ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:' "$RUN_DIR/hostd.log" 2>/dev/null; then
 		echo "$SELF: the daemon printed a sanitizer report" >&2
-		problem=1
+		problem=1 daemon_problem=1
 	fi
 fi
 
 if [ "$final" = 0 ] && [ "$problem" = 1 ]; then
 	final=1
+fi
+if [ -n "$STEPS" ]; then
+	for f in "$RESULTS"/*.rc; do
+		[ -e "$f" ] || continue
+		read -r src _ <"$f"
+		[ "$src" = 0 ] || { [ "$final" = 0 ] && final=1; }
+	done
+	[ -s "$RUN_DIR/hostd.log" ] && cp "$RUN_DIR/hostd.log" "$RESULTS/daemon.log"
+	printf 'exit %s\nkernel %s\ndaemon %s\n' "$final" "$boot_kernel" "$daemon_problem" >"$RESULTS/boot.txt"
 fi
 if [ "$final" != 0 ] || [ "$VERBOSE" = 1 ]; then
 	[ "$USE_DAEMON" = 1 ] && [ -z "$EXT_SOCK" ] && print_daemon_log
