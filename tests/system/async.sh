@@ -4,8 +4,9 @@
 # async.sh - libvgpu's asynchronous submission, rings, fences, threads,
 # fork guard and any-range registration inside the UML guest, in both device
 # modes (userptr, and --no-userptr: the copy path), plus the runtime-shaped
-# example. Prints one TAP stream: the guest program's results (renumbered,
-# prefixed with the mode) and one result per guest run.
+# example, in one boot a mode. Prints one TAP stream: the guest program's
+# results (renumbered, prefixed with the mode), one result per program and
+# one per boot.
 #
 #   tests/system/async.sh [--build DIR] [--mode userptr|copy]
 
@@ -34,19 +35,21 @@ make_log async
 for mode in $MODES; do
 	flags=()
 	[ "$mode" = copy ] && flags=(--no-userptr)
-	"$RUN" "${flags[@]}" --mem 768M --timeout 300 -- "$TEST" >"$LOG/test" 2>&1
-	rc=$?
-	relay_tap "$mode" "$LOG/test" "vgpu-async-test ran to its plan"
-	ok "$rc" "$mode: vgpu-async-test run clean: exit status, kernel log, daemon (exit $rc)"
-	if [ "$rc" != 0 ]; then
-		show_untapped "$LOG/test" 100
-	fi
+	# One boot a mode: the tests, then the example.
+	steps_begin "$mode"
+	step test "$TEST"
+	[ -x "$EXAMPLE" ] && step example "$EXAMPLE"
+	steps_run "${flags[@]+"${flags[@]}"}" --mem 768M --timeout 600
+	relay_tap "$mode" "$(step_out test)" "vgpu-async-test ran to its plan"
+	rc=$(step_rc test)
+	ok "$rc" "$mode: vgpu-async-test run clean: exit status, kernel log (exit $rc)"
+	[ "$rc" = 0 ] || step_show test 100
 	if [ -x "$EXAMPLE" ]; then
-		"$RUN" "${flags[@]}" --mem 768M --timeout 300 -- "$EXAMPLE" >"$LOG/ex" 2>&1
-		rc=$?
+		rc=$(step_rc example)
 		ok "$rc" "$mode: vgpu-pipeline (two threads, two rings, fence-chained) verified (exit $rc)"
-		sed 's/^/# /' "$LOG/ex" | tail -n 20
+		sed 's/^/# /' "$(step_out example)" | tail -n 20
 	fi
+	boot_ok "$mode"
 done
 
 tap_end

@@ -43,69 +43,82 @@ show() { sed 's/^/# /' "$1" | head -n 80; }
 # stat FILE NAME: the value of a counter in the daemon's final statistics.
 stat() { sed -n "s/^ *$2  *\([0-9][0-9]*\).*/\1/p" "$1" | tail -n 1; }
 
-# The daemon: its log (--verbose prints it in full) names the device.
-"$RUN" --verbose --mem 256M --timeout 120 --daemon-args "--backend opencl" -- "$INFO" >"$LOG/info" 2>&1
-rc=$?
+# One boot on the OpenCL backend: vgpu-info, vgpu-compute2 and the library
+# tests; the daemon's log (its final statistics) covers all three.
+steps_begin opencl
+step info "$INFO"
+step c2 "$C2" --backend opencl
+step test env VGPU_TEST_MODE=userptr "$TEST" --max-size 16
+steps_run --mem "$MEM" --timeout 900 --daemon-args "--backend opencl"
+DLOG=$STEPS_DIR/daemon.log
+rc=$(step_rc info)
 ok "$rc" "opencl: vgpu-info in the guest (exit $rc)"
-grep -q '^backend: opencl' "$LOG/info"
+grep -q '^backend: opencl' "$(step_out info)"
 ok $? "opencl: vgpu-info reports the opencl backend"
-grep -q 'OpenCL: platform ".*", device ".*"' "$LOG/info"
+grep -q 'OpenCL: platform ".*", device ".*"' "$DLOG"
 r=$?
 ok "$r" "opencl: the daemon logs the OpenCL platform and device"
-grep -o 'OpenCL: platform .*' "$LOG/info" | head -n 1 | sed 's/^/# /'
-[ "$rc" = 0 ] && [ "$r" = 0 ] || show "$LOG/info"
+grep -o 'OpenCL: platform .*' "$DLOG" | head -n 1 | sed 's/^/# /'
+[ "$rc" = 0 ] && [ "$r" = 0 ] || { step_show info 40; show "$DLOG"; }
 
-for backend in opencl cpu; do
-	"$RUN" --verbose --mem "$MEM" --timeout 300 --daemon-args "--backend $backend" \
-		-- "$C2" --backend "$backend" >"$LOG/c2-$backend" 2>&1
-	rc=$?
-	relay_tap "$backend: vgpu-compute2" "$LOG/c2-$backend" "ran to its plan"
-	ok "$rc" "$backend: vgpu-compute2 run clean (exit $rc)"
-	[ "$rc" = 0 ] || show "$LOG/c2-$backend"
-done
-f=$LOG/c2-opencl
-maps=$(stat "$f" cl_zero_copy_maps)
+relay_tap "opencl: vgpu-compute2" "$(step_out c2)" "ran to its plan"
+rc=$(step_rc c2)
+ok "$rc" "opencl: vgpu-compute2 run clean (exit $rc)"
+[ "$rc" = 0 ] || step_show c2 80
+
+relay_tap "opencl: vgpu-test" "$(step_out test)" "ran to its plan"
+rc=$(step_rc test)
+ok "$rc" "opencl: vgpu-test run clean (exit $rc)"
+[ "$rc" = 0 ] || step_show test 100
+
+maps=$(stat "$DLOG" cl_zero_copy_maps)
 ok "$([ "${maps:-0}" -gt 0 ] && echo 0 || echo 1)" \
 	"opencl: the runtime's maps of what kernels wrote were the windows (${maps:-none})"
 for c in cl_copied_bytes cl_no_window cl_errors no_window_budget no_window_unaligned \
 	no_window_nofile no_window_shrunk no_window_mapfail no_window_notram; do
-	v=$(stat "$f" "$c")
+	v=$(stat "$DLOG" "$c")
 	ok "$([ "$v" = 0 ] && echo 0 || echo 1)" "opencl: daemon counter $c is 0 (${v:-missing})"
 done
+boot_ok "opencl"
+
+# vgpu-compute2 on the CPU backend.
+steps_begin cpu
+step c2 "$C2" --backend cpu
+steps_run --mem "$MEM" --timeout 300 --daemon-args "--backend cpu"
+relay_tap "cpu: vgpu-compute2" "$(step_out c2)" "ran to its plan"
+rc=$(step_rc c2)
+ok "$rc" "cpu: vgpu-compute2 run clean (exit $rc)"
+[ "$rc" = 0 ] || step_show c2 80
+boot_ok "cpu"
 
 # The same under the ASan/UBSan daemon: the OpenCL path, PoCL loaded.
 if [ -x "$ASAN_HOSTD" ]; then
-	VGPU_HOSTD=$ASAN_HOSTD "$RUN" --verbose --mem "$MEM" --timeout 300 \
-		--daemon-args "--backend opencl" -- "$C2" --backend opencl >"$LOG/c2-asan" 2>&1
-	rc=$?
-	relay_tap "opencl, ASan daemon: vgpu-compute2" "$LOG/c2-asan" "ran to its plan"
-	! grep -q -E 'Sanitizer|runtime error:' "$LOG/c2-asan"
+	steps_begin asan
+	step c2 "$C2" --backend opencl
+	VGPU_HOSTD=$ASAN_HOSTD steps_run --mem "$MEM" --timeout 300 --daemon-args "--backend opencl"
+	relay_tap "opencl, ASan daemon: vgpu-compute2" "$(step_out c2)" "ran to its plan"
+	rc=$(step_rc c2)
+	! grep -q -E 'Sanitizer|runtime error:' "$STEPS_DIR/daemon.log" "$(step_out c2)"
 	r=$?
 	ok "$([ "$rc" = 0 ] && [ "$r" = 0 ] && echo 0 || echo 1)" \
 		"opencl, ASan daemon: run clean, no sanitizer report (exit $rc)"
-	[ "$rc" = 0 ] && [ "$r" = 0 ] || show "$LOG/c2-asan"
+	[ "$rc" = 0 ] && [ "$r" = 0 ] || { step_show c2 80; show "$STEPS_DIR/daemon.log"; }
+	boot_ok "opencl, ASan daemon"
 else
 	ok 1 "opencl, ASan daemon: $ASAN_HOSTD is missing (scripts/build-host.sh builds it)"
 fi
 
-# The library's own tests, all on the OpenCL backend.
-"$RUN" --verbose --mem "$MEM" --timeout 600 --daemon-args "--backend opencl" \
-	--env VGPU_TEST_MODE=userptr -- "$TEST" --max-size 16 >"$LOG/test" 2>&1
-rc=$?
-relay_tap "opencl: vgpu-test" "$LOG/test" "ran to its plan"
-ok "$rc" "opencl: vgpu-test run clean (exit $rc)"
-v=$(stat "$LOG/test" cl_copied_bytes)
-ok "$([ "$v" = 0 ] && echo 0 || echo 1)" "opencl: vgpu-test: no byte copied by the device (${v:-missing})"
-[ "$rc" = 0 ] || show_untapped "$LOG/test" 100
-
 # No OpenCL platform at all: the daemon falls back to the CPU, says so.
-OCL_ICD_VENDORS=/nonexistent "$RUN" --verbose --mem 256M --timeout 120 \
-	--daemon-args "--backend opencl" -- "$INFO" >"$LOG/fallback" 2>&1
-rc=$?
+steps_begin fallback
+step info "$INFO"
+OCL_ICD_VENDORS=/nonexistent steps_run --mem 256M --timeout 120 --daemon-args "--backend opencl"
+rc=$(step_rc info)
 ok "$rc" "no OpenCL platform: vgpu-info runs (exit $rc)"
-grep -q '^backend: cpu' "$LOG/fallback" && grep -q 'falling back to the CPU engine' "$LOG/fallback"
+grep -q '^backend: cpu' "$(step_out info)" &&
+	grep -q 'falling back to the CPU engine' "$STEPS_DIR/daemon.log"
 r=$?
 ok "$r" "no OpenCL platform: the daemon falls back to the CPU backend and says so"
-[ "$rc" = 0 ] && [ "$r" = 0 ] || show "$LOG/fallback"
+[ "$rc" = 0 ] && [ "$r" = 0 ] || { step_show info 40; show "$STEPS_DIR/daemon.log"; }
+boot_ok "no OpenCL platform"
 
 tap_end
