@@ -18,8 +18,10 @@ packages=(
 	seabios qemu-system-data
 	# the library's ABI check (abidiff) and its C++ compile test
 	abigail-tools g++
-	# the kernel driver's static checks (kernel/static-check.sh)
-	sparse coccinelle
+	# the kernel driver's static checks (kernel/static-check.sh); spatch
+	# compiles the OCaml scripts of some semantic patches
+	# (api/check_bq27xxx_data.cocci, null/badzero.cocci) with ocamlopt
+	sparse coccinelle ocaml-nox
 )
 
 # qemu/build.sh takes QEMU's source, and meson for its configure, from
