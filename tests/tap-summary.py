@@ -17,7 +17,8 @@ Counting rules:
   failing result, counts one failure of its own.
 
 NAME.time, where present, holds the suite's wall time in seconds; build-NAME.time
-the time of a build step (not a suite).
+the time of a build step (not a suite); run.wall the wall time of the whole run
+and run.goal the CI budget it is held against (both optional).
 
 Prints one line per suite with its time, the build steps' times, and ends
 with "N passed, N failed".
@@ -141,6 +142,13 @@ def main():
         total_t += t or 0
         print("%-32s %s" % (b.replace("build-", "build ", 1), fmt_time(t)))
     print("%-32s %s" % ("time, suites and builds", fmt_time(total_t)))
+    wall = read_time(os.path.join(d, "run.wall"))
+    goal = read_time(os.path.join(d, "run.goal"))
+    if wall is not None:
+        print("%-32s %s%s" % ("wall time (lanes side by side)", fmt_time(wall),
+                              "   goal %s on 2 cores from a fresh machine: %s" % (
+                                  fmt_time(goal).strip(), "met" if wall <= goal else "MISSED")
+                              if goal else ""))
     print("%d passed, %d failed" % (total_p, total_f))
     return 0 if total_f == 0 else 1
 
