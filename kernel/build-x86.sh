@@ -52,7 +52,7 @@ fi
 configure_kernel x86_64 "$X86_OUT" "${FRAGMENTS[@]}"
 t0=$SECONDS
 log=$X86_OUT/build.log
-if ! make -C "$TREE" -s ARCH=x86_64 O="$X86_OUT" -j"$JOBS" bzImage >"$log" 2>&1; then
+if ! kmake -s ARCH=x86_64 O="$X86_OUT" -j"$JOBS" bzImage >"$log" 2>&1; then
 	tail -n 60 "$log" >&2
 	die "x86_64 kernel build failed (log: $log)"
 fi

@@ -39,7 +39,7 @@ configure_uml() {
 build_uml() {
 	local t0=$SECONDS
 
-	make -C "$TREE" -s ARCH=um O="$UML_OUT" -j"$JOBS" linux
+	kmake -s ARCH=um O="$UML_OUT" -j"$JOBS" linux
 	note "UML kernel: $UML_OUT/linux ($((SECONDS - t0)) s)"
 }
 
@@ -47,7 +47,7 @@ install_headers() {
 	local out=$BUILD_DIR/uapi-obj
 
 	mkdir -p "$out"
-	make -C "$TREE" -s ARCH=x86 O="$out" headers_install \
+	kmake -s ARCH=x86 O="$out" headers_install \
 		INSTALL_HDR_PATH="$UAPI_DIR"
 	grep -q VIRTGPU_BLOB_FLAG_USE_USERPTR "$UAPI_DIR/include/drm/virtgpu_drm.h" ||
 		die "installed headers lack the series' UAPI"

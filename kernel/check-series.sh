@@ -112,8 +112,8 @@ if ((do_build)); then
 		# start from the full configuration every time.
 		cp "$SERIES_OUT/.config.full" "$SERIES_OUT/.config"
 		t0=$SECONDS
-		if make -C "$TREE" -s ARCH=um O="$SERIES_OUT" olddefconfig >/dev/null &&
-			make -C "$TREE" -s ARCH=um O="$SERIES_OUT" -j"$JOBS" \
+		if kmake -s ARCH=um O="$SERIES_OUT" olddefconfig >/dev/null &&
+			kmake -s ARCH=um O="$SERIES_OUT" -j"$JOBS" \
 				linux >"$SERIES_OUT/build-$k.log" 2>&1 &&
 			! grep -E '(drivers/gpu/drm/virtio|include/uapi)/.*: (warning|error):' \
 				"$SERIES_OUT/build-$k.log"; then

@@ -18,7 +18,7 @@ t0=$SECONDS
 dir=$X86_OUT/drivers/gpu/drm/virtio
 log=$X86_OUT/virtio-build.log
 find "$dir" -name '*.o' -delete
-if ! make -C "$TREE" -s ARCH=x86_64 O="$X86_OUT" -j"$JOBS" W=1 \
+if ! kmake -s ARCH=x86_64 O="$X86_OUT" -j"$JOBS" W=1 \
 	drivers/gpu/drm/virtio/ >"$log" 2>&1; then
 	cat "$log" >&2
 	die "x86_64 build of drivers/gpu/drm/virtio failed"

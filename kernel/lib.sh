@@ -47,6 +47,30 @@ GIT_ID=(-c user.name="virtgpu-userptr developers"
 
 JOBS=${JOBS:-2}
 
+# Kernel compilations go through ccache when it is installed. The cache lives
+# outside the clone, beside QEMU's (VGPU_CACHE, default
+# /var/cache/virtgpu-userptr), keyed by what each object is compiled from:
+# the tree, the series and the configuration, nothing else. Paths below the
+# clone are hashed relative to it, so that another clone of the same tree,
+# series and config (CI's next run) compiles nothing again. Depend mode
+# hashes the sources and the headers the compiler reported instead of
+# running the preprocessor a second time, which keeps a cold build's
+# overhead small. VGPU_NO_CCACHE=1 turns it off.
+KCC=gcc
+if [[ -z ${VGPU_NO_CCACHE:-} ]] && command -v ccache >/dev/null 2>&1; then
+	CCACHE_DIR=${VGPU_CACHE:-/var/cache/virtgpu-userptr}/ccache
+	if mkdir -p "$CCACHE_DIR" 2>/dev/null && [[ -w $CCACHE_DIR ]]; then
+		export CCACHE_DIR CCACHE_BASEDIR=$REPO_ROOT CCACHE_NOHASHDIR=1 CCACHE_DEPEND=1
+		export CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-8G}
+		KCC="ccache gcc"
+	fi
+fi
+
+# kmake ARGS...: make in the kernel tree, compiling through $KCC.
+kmake() {
+	make -C "$TREE" CC="$KCC" "$@"
+}
+
 die() {
 	echo "${0##*/}: error: $*" >&2
 	exit 1
@@ -108,11 +132,11 @@ configure_kernel() {
 	fi
 	note "configuring $out"
 	mkdir -p "$out"
-	make -C "$TREE" -s ARCH="$arch" O="$out" tinyconfig
+	kmake -s ARCH="$arch" O="$out" tinyconfig
 	# merge_config.sh writes .config in the current directory with -O.
 	(cd "$TREE" && ARCH=$arch scripts/kconfig/merge_config.sh -m -O "$out" \
 		"$out/.config" "$@" >/dev/null)
-	make -C "$TREE" -s ARCH="$arch" O="$out" olddefconfig
+	kmake -s ARCH="$arch" O="$out" olddefconfig
 	check_config "$out/.config" "$@" ||
 		die "$out/.config lacks options of the fragments (see above)"
 	echo "$want" >"$stamp"

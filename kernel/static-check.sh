@@ -25,7 +25,7 @@ sparse_one() {
 	local arch=$1 out=$2 log=$2/sparse.log checked
 
 	[[ -f $out/.config ]] || die "no $out/.config; build that kernel first"
-	if ! make -C "$TREE" ARCH="$arch" O="$out" -j"$JOBS" C=2 W=1 \
+	if ! kmake ARCH="$arch" O="$out" -j"$JOBS" C=2 W=1 \
 		"$DRIVER/" >"$log" 2>&1; then
 		cat "$log" >&2
 		die "sparse run failed ($arch)"
@@ -42,7 +42,7 @@ cocci() {
 	local log=$BUILD_DIR/coccicheck.log reports unknown
 
 	mkdir -p "$BUILD_DIR"
-	if ! make -C "$TREE" coccicheck MODE=report M="$DRIVER" J="$JOBS" \
+	if ! kmake coccicheck MODE=report M="$DRIVER" J="$JOBS" \
 		>"$log" 2>&1; then
 		cat "$log" >&2
 		die "coccicheck failed"

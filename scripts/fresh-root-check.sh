@@ -10,11 +10,15 @@
 # UML and QEMU run inside it. Nothing of this machine's installed packages,
 # caches (/var/cache/virtgpu-userptr) or build directories is visible there.
 #
-#   scripts/fresh-root-check.sh [--only ci|demo] [--dir DIR] [--keep]
+#   scripts/fresh-root-check.sh [--only ci|demo] [--warm] [--dir DIR] [--keep]
 #                               [--refresh-base] [--ci-env]
 #
 #   --only ci|demo   run only `.ci/run` or only `scripts/run-demo.sh`
 #                    (default: .ci/run, then the demo, each in its own root)
+#   --warm           after the cold .ci/run, run it once more in another
+#                    fresh clone in the same root: packages installed and the
+#                    caches outside the clone (QEMU, ccache) filled, as on a
+#                    CI machine that ran the tests before
 #   --dir DIR        where the roots are made (default /var/tmp/vgpu-fresh)
 #   --keep           keep the roots (and their logs) afterwards
 #   --refresh-base   bootstrap the pristine root anew instead of reusing the
@@ -37,6 +41,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 ONLY=""
 DIR=/var/tmp/vgpu-fresh
 KEEP=0
+WARM=0
 REFRESH=0
 CI_ENV=0
 SUITE=bookworm
@@ -51,6 +56,7 @@ while [ $# -gt 0 ]; do
 		shift 2 ;;
 	--dir) [ $# -ge 2 ] || die "--dir needs a directory"; DIR=$2; shift 2 ;;
 	--keep) KEEP=1; shift ;;
+	--warm) WARM=1; shift ;;
 	--refresh-base) REFRESH=1; shift ;;
 	--ci-env) CI_ENV=1; shift ;;
 	-h|--help) sed -n '3,/^$/{/^#/p}' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
@@ -176,10 +182,12 @@ EOF
 fi
 
 # ---- one command in one fresh root ----------------------------------------------
-# run_in_root NAME COMMAND: a fresh root from the base, a fresh clone of HEAD
-# in /root/virtgpu-userptr, COMMAND run there; sets RC and SECS.
+# run_in_root NAME COMMAND [NAME2]: a fresh root from the base, a fresh clone
+# of HEAD in /root/virtgpu-userptr, COMMAND run there; sets RC and SECS. With
+# NAME2, COMMAND runs once more afterwards, in a second fresh clone in the
+# same root (log NAME2.log); sets RC2 and SECS2.
 run_in_root() {
-	local name=$1 cmd=$2 root=$DIR/root-$1 log=$DIR/$1.log t0 envs
+	local name=$1 cmd=$2 name2=${3:-} root=$DIR/root-$1 log=$DIR/$1.log t0 envs
 	[ -e "$root" ] && { teardown_root "$root" || die "cannot clear $root"; }
 	ROOTS+=("$root")
 	mkdir -p "$root"
@@ -187,6 +195,12 @@ run_in_root() {
 	cp /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null
 	cp /etc/hosts "$root/etc/hosts" 2>/dev/null
 	git clone -q --no-hardlinks "$top" "$root/root/virtgpu-userptr" || die "git clone failed"
+	# The root is a mount point of its own, as on a machine (a private
+	# one: nothing mounted in the root propagates to the host, and what
+	# tests mount there, such as run-guest.sh's mount namespaces, can set
+	# its propagation).
+	mount --bind "$root" "$root" || die "bind $root"
+	mount --make-private "$root"
 	mount -t proc proc "$root/proc" || die "mount proc"
 	mount -t sysfs sysfs "$root/sys" || die "mount sysfs"
 	mount --rbind /dev "$root/dev" || die "bind /dev"
@@ -203,6 +217,16 @@ run_in_root() {
 		"cd /root/virtgpu-userptr && $cmd" </dev/null >"$log" 2>&1
 	RC=$?
 	SECS=$((SECONDS - t0))
+	if [ -n "$name2" ]; then
+		git clone -q --no-hardlinks "$top" "$root/root/virtgpu-userptr-2" ||
+			die "git clone failed"
+		note "$name2: $cmd in a second clone, same root (log: $DIR/$name2.log)"
+		t0=$SECONDS
+		env -i "${envs[@]}" chroot "$root" /bin/bash -c \
+			"cd /root/virtgpu-userptr-2 && $cmd" </dev/null >"$DIR/$name2.log" 2>&1
+		RC2=$?
+		SECS2=$((SECONDS - t0))
+	fi
 	teardown_root "$root"
 }
 
@@ -211,12 +235,24 @@ fmt() { printf '%d:%02d' $(($1 / 60)) $(($1 % 60)); }
 summary=()
 overall=0
 if [ -z "$ONLY" ] || [ "$ONLY" = ci ]; then
-	run_in_root ci .ci/run
+	if [ "$WARM" = 1 ]; then
+		run_in_root ci .ci/run ci-warm
+	else
+		run_in_root ci .ci/run
+	fi
 	last=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$DIR/ci.log" | tail -n 1)
 	echo "----- .ci/run: last lines -----"
 	tail -n 60 "$DIR/ci.log"
-	summary+=(".ci/run: exit $RC in $(fmt "$SECS") (${last:-no summary line})")
+	summary+=(".ci/run, cold: exit $RC in $(fmt "$SECS") (${last:-no summary line})")
 	[ "$RC" = 0 ] || overall=1
+	if [ "$WARM" = 1 ]; then
+		last=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$DIR/ci-warm.log" | tail -n 1)
+		echo "----- .ci/run again, warm: last lines -----"
+		tail -n 45 "$DIR/ci-warm.log"
+		summary+=(".ci/run, warm (second clone, same root): exit $RC2 in $(fmt "$SECS2")" \
+			"(${last:-no summary line})")
+		[ "$RC2" = 0 ] || overall=1
+	fi
 fi
 if [ -z "$ONLY" ] || [ "$ONLY" = demo ]; then
 	run_in_root demo scripts/run-demo.sh

@@ -7,6 +7,8 @@ set -euo pipefail
 
 packages=(
 	build-essential pkg-config meson ninja-build git xz-utils
+	# kernel compilations cached outside the clone (kernel/lib.sh)
+	ccache
 	python3 perl bc flex bison libelf-dev libssl-dev rsync cpio kmod
 	clang libclang-rt-14-dev
 	libdrm-dev libxxhash-dev libcmocka-dev
@@ -22,6 +24,9 @@ packages=(
 	# compiles the OCaml scripts of some semantic patches
 	# (api/check_bq27xxx_data.cocci, null/badzero.cocci) with ocamlopt
 	sparse coccinelle ocaml-nox
+	# spatch loads libpython3.X.so (the unversioned name, from the -dev
+	# package) for the Python scripting of semantic patches
+	libpython3-dev
 )
 
 # qemu/build.sh takes QEMU's source, and meson for its configure, from
