@@ -142,73 +142,58 @@ static uint32_t check_res(const struct guest_mem *gm, engine_lookup_fn lookup,
 	return VGPU_COMPUTE_OK;
 }
 
-/* Bytes spanned by a rows x cols f32 matrix with row stride ld elements
- * (ld >= cols, all <= 2^32: no overflow in 64 bits). */
-static uint64_t mat_bytes(uint32_t rows, uint32_t cols, uint32_t ld)
-{
-	return ((uint64_t)(rows - 1) * ld + cols) * 4;
-}
-
 static bool ranges_meet(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
 {
 	return a < b + blen && b < a + alen;
 }
 
-static uint32_t validate_sgemm(const struct guest_mem *gm, engine_lookup_fn lookup,
-			       void *opaque, const struct vgpu_compute_op *op,
+/*
+ * Every range the op touches (vgpu_op_ranges(), the one description both
+ * sides share) must lie inside its resource; a written one must be
+ * writable. Resolves v->src and v->dst.
+ */
+static uint32_t check_ranges(const struct guest_mem *gm, engine_lookup_fn lookup, void *opaque,
+			     const struct vgpu_compute_op *op, const struct vgpu_op_range *r,
+			     int n, struct vop *v)
+{
+	for (int i = 0; i < n; i++)
+		if (r[i].len > ENGINE_MAX_OP_BYTES)
+			return VGPU_COMPUTE_E_RANGE;
+	for (int i = 0; i < n; i++) {
+		uint32_t id = r[i].side == VGPU_OP_SRC ? op->src_res : op->dst_res;
+		const struct gpu_resource **res = r[i].side == VGPU_OP_SRC ? &v->src : &v->dst;
+		uint32_t rc;
+
+		rc = check_res(gm, lookup, opaque, id, r[i].off, r[i].len,
+			       r[i].access & VGPU_OP_WRITE, res);
+		if (rc)
+			return rc;
+	}
+	return VGPU_COMPUTE_OK;
+}
+
+/* SGEMM: what the shape does not already say (vgpu_op_ranges()). */
+static uint32_t validate_sgemm(const struct vgpu_compute_op *op, const struct vgpu_op_range *r,
 			       struct vop *v)
 {
-	uint32_t m = (uint32_t)op->arg0, n = (uint32_t)(op->arg0 >> 32);
-	uint32_t k = (uint32_t)op->arg1, lda = (uint32_t)(op->arg1 >> 32);
-	uint32_t ldb = (uint32_t)op->reserved, ldc = (uint32_t)(op->reserved >> 32);
-	uint64_t a_len, b_len, c_len;
-	const struct gpu_resource *src;
-	uint32_t rc;
+	struct vgpu_gemm_shape g;
 
-	/* A stride of 0 means packed rows. */
-	if (!lda)
-		lda = k;
-	if (!ldb)
-		ldb = n;
-	if (!ldc)
-		ldc = n;
-	if (!m || !n || !k || m > VGPU_COMPUTE_MAX_GEMM_DIM || n > VGPU_COMPUTE_MAX_GEMM_DIM ||
-	    k > VGPU_COMPUTE_MAX_GEMM_DIM || lda < k || ldb < n || ldc < n)
-		return VGPU_COMPUTE_E_MALFORMED;
-	if ((uint64_t)m * n * k > VGPU_COMPUTE_MAX_GEMM_MACS)
-		return VGPU_COMPUTE_E_RANGE;
-	a_len = mat_bytes(m, k, lda);
-	b_len = mat_bytes(k, n, ldb);
-	c_len = mat_bytes(m, n, ldc);
-	if (a_len > ENGINE_MAX_OP_BYTES || b_len > ENGINE_MAX_OP_BYTES ||
-	    c_len > ENGINE_MAX_OP_BYTES)
-		return VGPU_COMPUTE_E_RANGE;
-	rc = check_res(gm, lookup, opaque, op->src_res, op->src_off, a_len, false, &v->src);
-	if (rc)
-		return rc;
-	rc = check_res(gm, lookup, opaque, op->src_res, op->len, b_len, false, &src);
-	if (rc)
-		return rc;
-	rc = check_res(gm, lookup, opaque, op->dst_res, op->dst_off, c_len, true, &v->dst);
-	if (rc)
-		return rc;
 	if (op->src_off % 4 || op->len % 4 || op->dst_off % 4)
 		return VGPU_COMPUTE_E_ALIGN;
+	/* C (r[2]) may not overlap A (r[0]) or B (r[1]). */
 	if (op->src_res == op->dst_res &&
-	    (ranges_meet(op->dst_off, c_len, op->src_off, a_len) ||
-	     ranges_meet(op->dst_off, c_len, op->len, b_len)))
+	    (ranges_meet(r[2].off, r[2].len, r[0].off, r[0].len) ||
+	     ranges_meet(r[2].off, r[2].len, r[1].off, r[1].len)))
 		return VGPU_COMPUTE_E_OVERLAP;
-	v->opcode = op->opcode;
-	v->dst_off = op->dst_off;
-	v->src_off = op->src_off;
+	vgpu_gemm_shape(op, &g);
 	v->b_off = op->len;
-	v->len = c_len;      /* bytes written (statistics) */
-	v->m = m;
-	v->n = n;
-	v->k = k;
-	v->lda = lda;
-	v->ldb = ldb;
-	v->ldc = ldc;
+	v->len = r[2].len;      /* bytes written (statistics) */
+	v->m = g.m;
+	v->n = g.n;
+	v->k = g.k;
+	v->lda = g.lda;
+	v->ldb = g.ldb;
+	v->ldc = g.ldc;
 	return VGPU_COMPUTE_OK;
 }
 
@@ -216,41 +201,37 @@ static uint32_t validate_op(const struct guest_mem *gm, engine_lookup_fn lookup,
 			    void *opaque, const struct vgpu_compute_op *op,
 			    struct vop *v)
 {
+	struct vgpu_op_range r[VGPU_OP_MAX_RANGES];
 	bool use_dst = false, use_src = false, use_arg0 = false;
-	uint64_t dst_len = 0;
+	int n;
 	uint32_t rc;
 
 	memset(v, 0, sizeof(*v));
 	if (op->opcode >= VGPU_OP_COUNT || op->flags)
 		return VGPU_COMPUTE_E_OPCODE;
-	if (op->opcode == VGPU_OP_SGEMM)
-		return validate_sgemm(gm, lookup, opaque, op, v);
+	n = vgpu_op_ranges(op, r);
+	if (n < 0)
+		return (uint32_t)-n;
+	if (op->opcode == VGPU_OP_SGEMM) {
+		rc = check_ranges(gm, lookup, opaque, op, r, n, v);
+		if (rc == VGPU_COMPUTE_OK)
+			rc = validate_sgemm(op, r, v);
+		if (rc)
+			return rc;
+		v->opcode = op->opcode;
+		v->dst_off = op->dst_off;
+		v->src_off = op->src_off;
+		return VGPU_COMPUTE_OK;
+	}
 	if (op->arg1 || op->reserved)
 		return VGPU_COMPUTE_E_MALFORMED;
-	switch (op->opcode) {
-	case VGPU_OP_NOP:
-		break;
-	case VGPU_OP_COPY:
-		use_dst = use_src = true;
-		dst_len = op->len;
-		break;
-	case VGPU_OP_FILL:
-		use_dst = use_arg0 = true;
-		dst_len = op->len;
-		break;
-	case VGPU_OP_SAXPY:
-		use_dst = use_src = use_arg0 = true;
-		dst_len = op->len;
-		break;
-	case VGPU_OP_CHECKSUM:
-	case VGPU_OP_SUM_F32:
-	case VGPU_OP_REDUCE_F32:
-		use_dst = use_src = true;
-		use_arg0 = op->opcode == VGPU_OP_CHECKSUM;
-		dst_len = 8;
-		break;
+	/* Unused fields must be zero: a range names its side's resource. */
+	for (int i = 0; i < n; i++) {
+		use_dst |= r[i].side == VGPU_OP_DST;
+		use_src |= r[i].side == VGPU_OP_SRC;
 	}
-	/* Unused fields must be zero. */
+	use_arg0 = op->opcode == VGPU_OP_FILL || op->opcode == VGPU_OP_SAXPY ||
+		   op->opcode == VGPU_OP_CHECKSUM;
 	if ((!use_dst && (op->dst_res || op->dst_off)) ||
 	    (!use_src && (op->src_res || op->src_off)) ||
 	    (!use_arg0 && op->arg0) ||
@@ -260,14 +241,7 @@ static uint32_t validate_op(const struct guest_mem *gm, engine_lookup_fn lookup,
 		return VGPU_COMPUTE_OK;
 	if (op->len > ENGINE_MAX_OP_BYTES)
 		return VGPU_COMPUTE_E_RANGE;
-	if (use_src) {
-		rc = check_res(gm, lookup, opaque, op->src_res, op->src_off,
-			       op->len, false, &v->src);
-		if (rc)
-			return rc;
-	}
-	rc = check_res(gm, lookup, opaque, op->dst_res, op->dst_off, dst_len,
-		       true, &v->dst);
+	rc = check_ranges(gm, lookup, opaque, op, r, n, v);
 	if (rc)
 		return rc;
 	if ((op->opcode == VGPU_OP_FILL || op->opcode == VGPU_OP_SAXPY ||

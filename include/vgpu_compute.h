@@ -170,6 +170,122 @@ struct vgpu_compute_status {
  * that fails writes nothing into any resource except its status record.
  */
 
+/*
+ * The byte ranges an op reads and writes, derived from its fields alone.
+ * This is the one description of what each opcode touches: the device's
+ * validation checks every range against its resource, and a guest library
+ * copies exactly these ranges in and out where it cannot share memory with
+ * the device. A new opcode is added here first.
+ */
+enum vgpu_op_side {
+	VGPU_OP_DST = 0,          /* the range lies in dst_res */
+	VGPU_OP_SRC = 1,          /* the range lies in src_res */
+};
+
+#define VGPU_OP_READ  1u          /* the op reads the range */
+#define VGPU_OP_WRITE 2u          /* the op writes the range */
+#define VGPU_OP_MAX_RANGES 3u
+
+struct vgpu_op_range {
+	uint32_t side;            /* enum vgpu_op_side */
+	uint32_t access;          /* VGPU_OP_READ | VGPU_OP_WRITE */
+	uint64_t off;             /* byte offset in the resource */
+	uint64_t len;             /* bytes, > 0 */
+};
+
+/* SGEMM's shape, decoded from arg0..arg2 (a stride of 0 means packed). */
+struct vgpu_gemm_shape {
+	uint32_t m, n, k, lda, ldb, ldc;
+};
+
+static inline void vgpu_gemm_shape(const struct vgpu_compute_op *op, struct vgpu_gemm_shape *g)
+{
+	g->m = (uint32_t)op->arg0;
+	g->n = (uint32_t)(op->arg0 >> 32);
+	g->k = (uint32_t)op->arg1;
+	g->lda = (uint32_t)(op->arg1 >> 32);
+	g->ldb = (uint32_t)op->arg2;
+	g->ldc = (uint32_t)(op->arg2 >> 32);
+	if (!g->lda)
+		g->lda = g->k;
+	if (!g->ldb)
+		g->ldb = g->n;
+	if (!g->ldc)
+		g->ldc = g->n;
+}
+
+/* Bytes spanned by a rows x cols f32 matrix with a row stride of ld
+ * elements (1 <= rows, cols <= 2^32, ld >= cols: no overflow in 64 bits). */
+static inline uint64_t vgpu_mat_bytes(uint32_t rows, uint32_t cols, uint32_t ld)
+{
+	return ((uint64_t)(rows - 1) * ld + cols) * 4;
+}
+
+static inline void vgpu_op_range_set(struct vgpu_op_range *r, uint32_t side, uint32_t access,
+				     uint64_t off, uint64_t len)
+{
+	r->side = side;
+	r->access = access;
+	r->off = off;
+	r->len = len;
+}
+
+/*
+ * Fill r[] with the ranges op (host byte order) touches; returns how many
+ * (0 for NOP), or the negative of a vgpu_compute_result when the fields
+ * that size the ranges are themselves invalid: an unknown opcode
+ * (-VGPU_COMPUTE_E_OPCODE), an SGEMM shape outside its limits
+ * (-VGPU_COMPUTE_E_MALFORMED, or -VGPU_COMPUTE_E_RANGE past
+ * VGPU_COMPUTE_MAX_GEMM_MACS). A range may be empty only when len is 0;
+ * whether the other fields are right is left to validation.
+ */
+static inline int vgpu_op_ranges(const struct vgpu_compute_op *op,
+				 struct vgpu_op_range r[VGPU_OP_MAX_RANGES])
+{
+	struct vgpu_gemm_shape g;
+
+	switch (op->opcode) {
+	case VGPU_OP_NOP:
+		return 0;
+	case VGPU_OP_COPY:
+		vgpu_op_range_set(&r[0], VGPU_OP_SRC, VGPU_OP_READ, op->src_off, op->len);
+		vgpu_op_range_set(&r[1], VGPU_OP_DST, VGPU_OP_WRITE, op->dst_off, op->len);
+		return 2;
+	case VGPU_OP_FILL:
+		vgpu_op_range_set(&r[0], VGPU_OP_DST, VGPU_OP_WRITE, op->dst_off, op->len);
+		return 1;
+	case VGPU_OP_SAXPY:
+		vgpu_op_range_set(&r[0], VGPU_OP_SRC, VGPU_OP_READ, op->src_off, op->len);
+		vgpu_op_range_set(&r[1], VGPU_OP_DST, VGPU_OP_READ | VGPU_OP_WRITE,
+				  op->dst_off, op->len);
+		return 2;
+	case VGPU_OP_CHECKSUM:
+	case VGPU_OP_SUM_F32:
+	case VGPU_OP_REDUCE_F32:
+		vgpu_op_range_set(&r[0], VGPU_OP_SRC, VGPU_OP_READ, op->src_off, op->len);
+		vgpu_op_range_set(&r[1], VGPU_OP_DST, VGPU_OP_WRITE, op->dst_off, 8);
+		return 2;
+	case VGPU_OP_SGEMM:
+		vgpu_gemm_shape(op, &g);
+		if (!g.m || !g.n || !g.k || g.m > VGPU_COMPUTE_MAX_GEMM_DIM ||
+		    g.n > VGPU_COMPUTE_MAX_GEMM_DIM || g.k > VGPU_COMPUTE_MAX_GEMM_DIM ||
+		    g.lda < g.k || g.ldb < g.n || g.ldc < g.n)
+			return -(int)VGPU_COMPUTE_E_MALFORMED;
+		if ((uint64_t)g.m * g.n * g.k > VGPU_COMPUTE_MAX_GEMM_MACS)
+			return -(int)VGPU_COMPUTE_E_RANGE;
+		/* A and B share src_res; B starts at len. */
+		vgpu_op_range_set(&r[0], VGPU_OP_SRC, VGPU_OP_READ, op->src_off,
+				  vgpu_mat_bytes(g.m, g.k, g.lda));
+		vgpu_op_range_set(&r[1], VGPU_OP_SRC, VGPU_OP_READ, op->len,
+				  vgpu_mat_bytes(g.k, g.n, g.ldb));
+		vgpu_op_range_set(&r[2], VGPU_OP_DST, VGPU_OP_WRITE, op->dst_off,
+				  vgpu_mat_bytes(g.m, g.n, g.ldc));
+		return 3;
+	default:
+		return -(int)VGPU_COMPUTE_E_OPCODE;
+	}
+}
+
 #ifdef __cplusplus
 #define VGPU_STATIC_ASSERT(c, m) static_assert(c, m)
 #else

@@ -94,6 +94,22 @@ static int check_user_range(uintptr_t start, size_t size, bool need_write)
 	return err;
 }
 
+/*
+ * Errors of the userptr create after which the copy path still gives the
+ * caller what it asked for (vgpu.h lists them): no userptr (or a DMA API
+ * that would bounce), too many pieces for one device request, and a range
+ * that is mapped as asked but cannot be pinned long-term. EFAULT alone
+ * cannot tell the last from a bad pointer; the process's mappings can.
+ */
+static bool zero_copy_refusal(int err, uintptr_t base, size_t size, bool read_only)
+{
+	if (err == -EOPNOTSUPP || err == -E2BIG)
+		return true;
+	if (err == -EFAULT)
+		return check_user_range(base, size, !read_only) == 0;
+	return false;
+}
+
 VGPU_EXPORT int vgpu_buffer_from_user(struct vgpu_device *dev, void *ptr, size_t size,
 				      unsigned int flags, struct vgpu_buffer **out)
 {
@@ -151,14 +167,17 @@ VGPU_EXPORT int vgpu_buffer_from_user(struct vgpu_device *dev, void *ptr, size_t
 							 &buf->res_id));
 		if (!err)
 			buf->zero_copy = buf->userptr = true;
-		/* Any error but "not supported" is the caller's to see. */
-		if (err && (err != -EOPNOTSUPP || (flags & VGPU_BUF_ZERO_COPY))) {
+		if (err && (!zero_copy_refusal(err, base, blob_size, buf->read_only) ||
+			    (flags & VGPU_BUF_ZERO_COPY))) {
 			free(buf);
 			return vgpu_fail(err, "vgpu_buffer_from_user: the kernel refused to pin "
 					 "[%#lx, +%zu)%s", (unsigned long)base, blob_size,
 					 err == -EFAULT ? ": not mapped, or read-only without "
-					 "VGPU_BUF_READ_ONLY" : err == -ENOMEM ?
-					 ": over RLIMIT_MEMLOCK" : "");
+					 "VGPU_BUF_READ_ONLY, or a mapping the kernel cannot pin "
+					 "for long (a writable MAP_SHARED file mapping)" :
+					 err == -ENOMEM ? ": over RLIMIT_MEMLOCK (VGPU_BUF_COPY "
+					 "registers without pinning)" : err == -E2BIG ?
+					 ": too fragmented for one device request" : "");
 		}
 	}
 	if (err) {
@@ -245,8 +264,8 @@ void vgpu_buffer_destroy_locked(struct vgpu_buffer *buf)
 	}
 }
 
-/* Submits still in flight keep the buffer (and its pages) until their
- * fences retire. */
+/* After this returns nothing touches the memory: the submits in flight
+ * that use it are retired first (vgpu.h). */
 VGPU_EXPORT void vgpu_buffer_destroy(struct vgpu_buffer *buf)
 {
 	struct vgpu_device *dev;
@@ -264,8 +283,35 @@ VGPU_EXPORT void vgpu_buffer_destroy(struct vgpu_buffer *buf)
 		return;
 	}
 	pthread_mutex_lock(&dev->lock);
-	vgpu_buffer_destroy_locked(buf);
+	if (!buf->destroyed) {
+		vgpu_quiesce_buffer_locked(buf);
+		vgpu_buffer_destroy_locked(buf);
+	}
 	pthread_mutex_unlock(&dev->lock);
+}
+
+bool vgpu_buffer_on_copy_path(const struct vgpu_buffer *buf)
+{
+	return buf && buf->user && !buf->userptr;
+}
+
+uintptr_t vgpu_buffer_base(const struct vgpu_buffer *buf)
+{
+	return (uintptr_t)(buf->owned_memory ? (uint8_t *)buf->map : (uint8_t *)buf->user);
+}
+
+void vgpu_buffer_copy(struct vgpu_buffer *buf, uint64_t off, uint64_t len, bool to_blob)
+{
+	uint8_t *user = buf->user, *blob = (uint8_t *)buf->map + buf->page_off;
+
+	if (buf->abandoned || off >= buf->size || len == 0)
+		return;
+	if (len > buf->size - off)
+		len = buf->size - off;
+	if (to_blob)
+		memcpy(blob + off, user + off, len);
+	else
+		memcpy(user + off, blob + off, len);
 }
 
 VGPU_EXPORT size_t vgpu_buffer_offset(const struct vgpu_buffer *buf)

@@ -206,31 +206,53 @@ static int context_init(struct vgpu_device *dev)
 	return err == -EEXIST ? -EBUSY : err;
 }
 
+/*
+ * The newest capset version both the library and the device know: the
+ * kernel refuses (EINVAL) a version above the device's, so ask from the
+ * library's newest down. Fields of versions the device lacks stay 0.
+ */
 static int get_caps(struct vgpu_device *dev)
 {
 	struct vgpu_compute_caps caps;
-	struct drm_virtgpu_get_caps gc = {
-		.cap_set_id = VGPU_COMPUTE_CAPSET_ID,
-		.cap_set_ver = VGPU_COMPUTE_CAPSET_VERSION,
-		.addr = (uint64_t)(uintptr_t)&caps,
-		.size = sizeof(caps),
-	};
-	int err;
+	uint32_t ver;
+	int err = -EINVAL;
 
-	memset(&caps, 0, sizeof(caps));
-	err = vgpu_ioctl(dev->fd, DRM_IOCTL_VIRTGPU_GET_CAPS, &gc);
+	for (ver = VGPU_COMPUTE_CAPSET_VERSION; ver >= VGPU_COMPUTE_CAPSET_VERSION_MIN; ver--) {
+		struct drm_virtgpu_get_caps gc = {
+			.cap_set_id = VGPU_COMPUTE_CAPSET_ID,
+			.cap_set_ver = ver,
+			.addr = (uint64_t)(uintptr_t)&caps,
+			.size = ver == 1 ? VGPU_COMPUTE_CAPS_V1_SIZE : sizeof(caps),
+		};
+
+		memset(&caps, 0, sizeof(caps));
+		err = vgpu_ioctl(dev->fd, DRM_IOCTL_VIRTGPU_GET_CAPS, &gc);
+		if (err != -EINVAL)
+			break;
+	}
 	if (err)
-		return err;
+		return vgpu_fail(err, "vgpu_open: the compute capset (id %u) answers no version "
+				 "from %u to %u: %s", VGPU_COMPUTE_CAPSET_ID,
+				 VGPU_COMPUTE_CAPSET_VERSION_MIN, VGPU_COMPUTE_CAPSET_VERSION,
+				 strerror(-err));
 	dev->info.caps.version = le32toh(caps.version);
 	dev->info.caps.max_ops = le32toh(caps.max_ops);
 	dev->info.caps.op_mask = le32toh(caps.op_mask);
 	dev->info.caps.num_threads = le32toh(caps.num_threads);
 	dev->info.caps.max_op_bytes = le64toh(caps.max_op_bytes);
-	dev->info.caps.backend = le32toh(caps.backend);
-	dev->info.caps.max_gemm_dim = le32toh(caps.max_gemm_dim);
-	if (dev->info.caps.version != VGPU_COMPUTE_CAPSET_VERSION ||
-	    dev->info.caps.max_ops == 0)
-		return -EOPNOTSUPP;
+	if (ver >= 2) {
+		dev->info.caps.backend = le32toh(caps.backend);
+		dev->info.caps.max_gemm_dim = le32toh(caps.max_gemm_dim);
+	}
+	if (dev->info.caps.version != ver || dev->info.caps.max_ops == 0)
+		return vgpu_fail(-EOPNOTSUPP, "vgpu_open: the device answered capset version %u "
+				 "with version %u and %u ops a submit", ver,
+				 dev->info.caps.version, dev->info.caps.max_ops);
+	/* Only the ops of the version in use, whatever the device claims. */
+	if (ver == 1)
+		dev->info.caps.op_mask &= VGPU_COMPUTE_OP_MASK_V1;
+	else
+		dev->info.caps.op_mask &= VGPU_COMPUTE_OP_MASK;
 	if (dev->info.caps.max_ops > VGPU_COMPUTE_MAX_OPS)
 		dev->info.caps.max_ops = VGPU_COMPUTE_MAX_OPS;
 	return 0;
@@ -304,21 +326,32 @@ static int device_init(struct vgpu_device *dev, const char *path)
 	snprintf(dev->info.path, sizeof(dev->info.path), "%s", path);
 	err = check_driver(dev->fd, &dev->info);
 	if (err)
-		return err;
+		return vgpu_fail(err, "vgpu_open: %s is not a DRM node of driver " VGPU_DRIVER_NAME,
+				 path);
 	probe_params(dev);
 	/* Execbuffer and context init need the 3D feature set, the compute
 	 * context needs context init and its capset, buffers need blobs. */
-	if (dev->info.param_3d_features <= 0 || dev->info.param_resource_blob <= 0 ||
-	    dev->info.param_context_init <= 0 ||
-	    dev->info.param_supported_capset_ids < 0 ||
+	if (dev->info.param_3d_features <= 0)
+		return vgpu_fail(-EOPNOTSUPP, "vgpu_open: %s: the device has no 3D feature set "
+				 "(VIRTGPU_PARAM_3D_FEATURES)", path);
+	if (dev->info.param_resource_blob <= 0)
+		return vgpu_fail(-EOPNOTSUPP, "vgpu_open: %s: the device or kernel has no blob "
+				 "resources (VIRTGPU_PARAM_RESOURCE_BLOB)", path);
+	if (dev->info.param_context_init <= 0)
+		return vgpu_fail(-EOPNOTSUPP, "vgpu_open: %s: the device or kernel has no context "
+				 "init (VIRTGPU_PARAM_CONTEXT_INIT)", path);
+	if (dev->info.param_supported_capset_ids < 0 ||
 	    !((uint64_t)dev->info.param_supported_capset_ids & (1ull << VGPU_COMPUTE_CAPSET_ID)))
-		return -EOPNOTSUPP;
+		return vgpu_fail(-EOPNOTSUPP, "vgpu_open: %s: the device has no compute capset "
+				 "(id %u)", path, VGPU_COMPUTE_CAPSET_ID);
 	dev->info.userptr_disabled = (dev->flags & VGPU_OPEN_NO_USERPTR) != 0;
 	dev->userptr = dev->info.param_resource_userptr > 0 && !dev->info.userptr_disabled;
 	dev->info.userptr = dev->userptr;
 	err = context_init(dev);
 	if (err)
-		return err;
+		return vgpu_fail(err, "vgpu_open: %s: creating the compute context failed: %s%s",
+				 path, strerror(-err), err == -EBUSY ?
+				 " (the DRM file already has a context)" : "");
 	err = get_caps(dev);
 	if (err)
 		return err;
@@ -326,9 +359,12 @@ static int device_init(struct vgpu_device *dev, const char *path)
 	dev->status_size = VGPU_STATUS_BLOB_SIZE;
 	err = vgpu_create_blob(dev, VIRTGPU_BLOB_MEM_GUEST, VIRTGPU_BLOB_FLAG_USE_MAPPABLE,
 			       dev->status_size, 0, &dev->status_handle, &dev->status_res_id);
+	if (!err)
+		err = vgpu_map_blob(dev, dev->status_handle, dev->status_size, &dev->status_map);
 	if (err)
-		return err;
-	return vgpu_map_blob(dev, dev->status_handle, dev->status_size, &dev->status_map);
+		return vgpu_fail(err, "vgpu_open: %s: the status blob (%zu bytes): %s", path,
+				 dev->status_size, strerror(-err));
+	return 0;
 }
 
 static int device_new(int fd, const char *path, unsigned int flags, struct vgpu_device **out)
@@ -338,7 +374,7 @@ static int device_new(int fd, const char *path, unsigned int flags, struct vgpu_
 
 	if (!dev) {
 		close(fd);
-		return -ENOMEM;
+		return vgpu_fail(-ENOMEM, "vgpu_open: out of memory");
 	}
 	dev->fd = fd;
 	dev->flags = flags;
@@ -346,6 +382,7 @@ static int device_new(int fd, const char *path, unsigned int flags, struct vgpu_
 	dev->fork_gen = vgpu_fork_generation();
 	pthread_mutex_init(&dev->lock, NULL);
 	pthread_cond_init(&dev->retired_cv, NULL);
+	pthread_cond_init(&dev->cache.pending_cv, NULL);
 	err = device_init(dev, path);
 	if (err) {
 		vgpu_close(dev);
@@ -371,12 +408,13 @@ VGPU_EXPORT int vgpu_open(const char *path, unsigned int flags, struct vgpu_devi
 	if (path && *path) {
 		fd = open(path, O_RDWR | O_CLOEXEC);
 		if (fd < 0)
-			return -errno;
+			return vgpu_fail(-errno, "vgpu_open: open %s: %s", path, strerror(errno));
 		snprintf(found, sizeof(found), "%s", path);
 	} else {
 		err = find_node(found, sizeof(found), &fd);
 		if (err)
-			return err;
+			return vgpu_fail(err, "vgpu_open: no render node of driver " VGPU_DRIVER_NAME
+					 " (searched libdrm's devices and /dev/dri/renderD128..191)");
 	}
 	return device_new(fd, found, flags, out);
 }
@@ -391,7 +429,7 @@ VGPU_EXPORT int vgpu_open_fd(int fd, unsigned int flags, struct vgpu_device **ou
 	*out = NULL;
 	nfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
 	if (nfd < 0)
-		return -errno;
+		return vgpu_fail(-errno, "vgpu_open_fd: dup of fd %d: %s", fd, strerror(errno));
 	snprintf(name, sizeof(name), "fd %d", fd);
 	return device_new(nfd, name, flags, out);
 }
@@ -444,6 +482,7 @@ VGPU_EXPORT void vgpu_close(struct vgpu_device *dev)
 		close(dev->fd);
 	pthread_mutex_destroy(&dev->lock);
 	pthread_cond_destroy(&dev->retired_cv);
+	pthread_cond_destroy(&dev->cache.pending_cv);
 	free(dev);
 }
 

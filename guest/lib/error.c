@@ -49,6 +49,10 @@ VGPU_EXPORT int vgpu_result_to_errno(uint32_t device_result)
 		return -EINVAL;
 	case VGPU_COMPUTE_E_NOBACKING:
 		return -ENXIO;
+	case VGPU_COMPUTE_E_NOWINDOW:
+		return -ENOSPC;
+	case VGPU_COMPUTE_E_DEVICE:
+		return -EREMOTEIO;
 	default:
 		return -EIO;
 	}
@@ -75,6 +79,11 @@ VGPU_EXPORT const char *vgpu_result_str(uint32_t device_result)
 		return "copy ranges overlap";
 	case VGPU_COMPUTE_E_NOBACKING:
 		return "resource has no backing pages";
+	case VGPU_COMPUTE_E_NOWINDOW:
+		return "the device has no zero-copy window for a resource (mapping budget "
+		       "spent, or mem entries not page aligned)";
+	case VGPU_COMPUTE_E_DEVICE:
+		return "the host's compute device failed while running the submit";
 	default:
 		return "unknown device result";
 	}
@@ -104,6 +113,14 @@ VGPU_EXPORT const char *vgpu_strerror(int err)
 		return "operation not permitted on this buffer";
 	case EBUSY:
 		return "the DRM file already has a context";
+	case EAGAIN:
+		return "every in-flight submit slot is held by a submit being made right now "
+		       "(try again)";
+	case ENOSPC:
+		return "the device has no zero-copy window for a buffer (its mapping budget is "
+		       "spent, or the buffer's pages are not page aligned in guest memory)";
+	case EREMOTEIO:
+		return "the host's compute device failed while running the submit";
 	case E2BIG:
 		return "too many ops in one batch, or memory too fragmented for one device "
 		       "request";
@@ -122,6 +139,8 @@ VGPU_EXPORT const char *vgpu_strerror(int err)
 		       "flight: wait again)";
 	case EIO:
 		return "the device returned no status for the submit";
+	case ECANCELED:
+		return "the submit was abandoned before it completed";
 	default:
 		return strerror(-err);
 	}

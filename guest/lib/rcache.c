@@ -8,7 +8,11 @@
  * entry covering [a, b)" and "every entry overlapping [a, b)" are found
  * without visiting subtrees that end too early. Unused entries sit in an
  * LRU list, oldest first, and are destroyed oldest first while their bytes
- * are over the budget. Everything runs under dev->lock.
+ * are over the budget. A miss registers one range covering the request and
+ * every entry of the same flags it overlaps, and is listed as pending while
+ * the kernel pins it, so that a concurrent miss on the same pages waits for
+ * it rather than pinning them a second time. Everything runs under
+ * dev->lock.
  */
 #include "vgpu_private.h"
 
@@ -135,6 +139,7 @@ static struct vgpu_buffer *find_overlap(struct vgpu_buffer *t, uintptr_t a, uint
 
 static void lru_add(struct vgpu_rcache *c, struct vgpu_buffer *b)
 {
+	c->lru_bytes += b->end - b->start;
 	b->lru_next = NULL;
 	b->lru_prev = c->lru_tail;
 	if (c->lru_tail)
@@ -146,6 +151,7 @@ static void lru_add(struct vgpu_rcache *c, struct vgpu_buffer *b)
 
 static void lru_del(struct vgpu_rcache *c, struct vgpu_buffer *b)
 {
+	c->lru_bytes -= b->end - b->start;
 	if (b->lru_prev)
 		b->lru_prev->lru_next = b->lru_next;
 	else
@@ -166,10 +172,12 @@ static void forget(struct vgpu_rcache *c, struct vgpu_buffer *b)
 	c->entries--;
 }
 
-/* Destroy unused entries, oldest first, while over the budget. */
+/* Destroy unused entries, oldest first, while they are over the budget.
+ * A submit still in flight keeps an evicted entry's pages until it retires
+ * (the memory is still the caller's: its copy-back is wanted). */
 static void evict(struct vgpu_rcache *c)
 {
-	while (c->lru && c->bytes > c->budget) {
+	while (c->lru && c->lru_bytes > c->budget) {
 		struct vgpu_buffer *b = c->lru;
 
 		lru_del(c, b);
@@ -231,43 +239,107 @@ VGPU_EXPORT int vgpu_cache_get_stats(struct vgpu_device *dev, struct vgpu_cache_
 	return 0;
 }
 
-VGPU_EXPORT int vgpu_buffer_get(struct vgpu_device *dev, void *ptr, size_t size,
-				unsigned int flags, struct vgpu_buffer **out, uint64_t *offset)
+/* A pending registration with these flags covering [a, b), or NULL. */
+static struct vgpu_rcache_pending *pending_cover(struct vgpu_rcache *c, uintptr_t a, uintptr_t b,
+						  unsigned int flags)
 {
-	struct vgpu_rcache *c;
-	struct vgpu_buffer *b;
-	uintptr_t a = (uintptr_t)ptr, start, end;
-	int err = check_dev(dev, "vgpu_buffer_get");
+	for (struct vgpu_rcache_pending *p = c->pending; p; p = p->next)
+		if (p->flags == flags && p->start <= a && p->end >= b)
+			return p;
+	return NULL;
+}
 
-	if (err)
-		return err;
-	if (!out || !offset)
-		return vgpu_fail(-EINVAL, "vgpu_buffer_get: out or offset is NULL");
-	*out = NULL;
-	if (!ptr || size == 0 || a + size < a || a + size + dev->page_size < a + size)
-		return vgpu_fail(-EINVAL, "vgpu_buffer_get: ptr NULL, size 0, or the range wraps");
-	start = a & ~(uintptr_t)(dev->page_size - 1);
-	end = (a + size + dev->page_size - 1) & ~(uintptr_t)(dev->page_size - 1);
-	c = &dev->cache;
+/* Any pending registration with these flags overlapping [a, b). */
+static bool pending_overlap(struct vgpu_rcache *c, uintptr_t a, uintptr_t b, unsigned int flags)
+{
+	for (struct vgpu_rcache_pending *p = c->pending; p; p = p->next)
+		if (p->flags == flags && p->start < b && a < p->end)
+			return true;
+	return false;
+}
 
-	pthread_mutex_lock(&dev->lock);
-	b = find_cover(c->root, a, a + size, flags);
-	if (b) {
-		if (b->cache_users++ == 0)
-			lru_del(c, b);
-		c->hits++;
-		pthread_mutex_unlock(&dev->lock);
-		*out = b;
-		*offset = a - b->start;
-		return 0;
+/* Every entry with these flags overlapping [a, b) into v (up to cap);
+ * returns how many there are (more than cap: only cap were stored). */
+static size_t collect(struct vgpu_buffer *t, uintptr_t a, uintptr_t b, unsigned int flags,
+		      struct vgpu_buffer **v, size_t n, size_t cap)
+{
+	if (!t || t->it_max <= a)
+		return n;
+	n = collect(t->it_left, a, b, flags, v, n, cap);
+	if (t->start >= b)
+		return n;
+	if (t->end > a && t->cache_flags == flags) {
+		if (n < cap)
+			v[n] = t;
+		n++;
 	}
-	c->misses++;
-	pthread_mutex_unlock(&dev->lock);
+	return collect(t->it_right, a, b, flags, v, n, cap);
+}
 
-	err = vgpu_buffer_from_user(dev, (void *)start, end - start, flags, &b);
-	if (err)
-		return err;
-	pthread_mutex_lock(&dev->lock);
+#define COVER_MAX 64u
+
+/*
+ * Grow [*start, *end) over every entry with these flags it overlaps (and
+ * what those overlap in turn): one registration then serves all of them
+ * and the kernel pins each page once. Past COVER_MAX overlapping entries
+ * the range stays as it is (a registration of its own, as before).
+ */
+static void cover_overlaps(struct vgpu_rcache *c, uintptr_t *start, uintptr_t *end,
+			   unsigned int flags)
+{
+	struct vgpu_buffer *v[COVER_MAX];
+	uintptr_t s = *start, e = *end;
+	bool grew = true;
+
+	while (grew) {
+		size_t n = collect(c->root, s, e, flags, v, 0, COVER_MAX);
+
+		if (n > COVER_MAX)
+			return;
+		grew = false;
+		for (size_t i = 0; i < n; i++) {
+			if (v[i]->start < s) {
+				s = v[i]->start;
+				grew = true;
+			}
+			if (v[i]->end > e) {
+				e = v[i]->end;
+				grew = true;
+			}
+		}
+	}
+	*start = s;
+	*end = e;
+}
+
+/* Take the entries with these flags inside [start, end) out of the cache
+ * (the covering entry replaces them): unused ones are destroyed now, used
+ * ones when their last user puts them. */
+static void retire_covered(struct vgpu_rcache *c, struct vgpu_buffer *cover, uintptr_t start,
+			   uintptr_t end, unsigned int flags)
+{
+	struct vgpu_buffer *v[COVER_MAX];
+	size_t n = collect(c->root, start, end, flags, v, 0, COVER_MAX);
+
+	if (n > COVER_MAX)
+		n = COVER_MAX;
+	for (size_t i = 0; i < n; i++) {
+		struct vgpu_buffer *b = v[i];
+
+		if (b == cover || b->start < start || b->end > end)
+			continue;
+		forget(c, b);
+		if (b->cache_users == 0) {
+			lru_del(c, b);
+			b->cached = false;
+			vgpu_buffer_destroy_locked(b);
+		}
+	}
+}
+
+static void insert_entry(struct vgpu_rcache *c, struct vgpu_buffer *b, uintptr_t start,
+			 uintptr_t end, unsigned int flags)
+{
 	b->cached = true;
 	b->cache_flags = flags;
 	b->cache_users = 1;
@@ -278,6 +350,79 @@ VGPU_EXPORT int vgpu_buffer_get(struct vgpu_device *dev, void *ptr, size_t size,
 	c->root = tree_insert(c->root, b);
 	c->bytes += end - start;
 	c->entries++;
+}
+
+VGPU_EXPORT int vgpu_buffer_get(struct vgpu_device *dev, void *ptr, size_t size,
+				unsigned int flags, struct vgpu_buffer **out, uint64_t *offset)
+{
+	struct vgpu_rcache_pending pend;
+	struct vgpu_rcache *c;
+	struct vgpu_buffer *b;
+	uintptr_t a = (uintptr_t)ptr, start, end, want_start, want_end;
+	int err = check_dev(dev, "vgpu_buffer_get");
+
+	if (err)
+		return err;
+	if (!out || !offset)
+		return vgpu_fail(-EINVAL, "vgpu_buffer_get: out or offset is NULL");
+	*out = NULL;
+	if (!ptr || size == 0 || a + size < a || a + size + dev->page_size < a + size)
+		return vgpu_fail(-EINVAL, "vgpu_buffer_get: ptr NULL, size 0, or the range wraps");
+	if (flags & ~VGPU_BUF_FLAGS_ALL)
+		return vgpu_fail(-EINVAL, "vgpu_buffer_get: unknown flags 0x%x",
+				 flags & ~VGPU_BUF_FLAGS_ALL);
+	want_start = a & ~(uintptr_t)(dev->page_size - 1);
+	want_end = (a + size + dev->page_size - 1) & ~(uintptr_t)(dev->page_size - 1);
+	c = &dev->cache;
+
+	pthread_mutex_lock(&dev->lock);
+	for (;;) {
+		b = find_cover(c->root, a, a + size, flags);
+		if (b) {
+			if (b->cache_users++ == 0)
+				lru_del(c, b);
+			c->hits++;
+			pthread_mutex_unlock(&dev->lock);
+			*out = b;
+			*offset = a - b->start;
+			return 0;
+		}
+		/* Pages being registered by another thread: wait for them. */
+		if (!pending_cover(c, a, a + size, flags) &&
+		    !pending_overlap(c, want_start, want_end, flags))
+			break;
+		pthread_cond_wait(&c->pending_cv, &dev->lock);
+	}
+	c->misses++;
+	start = want_start;
+	end = want_end;
+	cover_overlaps(c, &start, &end, flags);
+	pend = (struct vgpu_rcache_pending){ .next = c->pending, .start = start, .end = end,
+					     .flags = flags };
+	c->pending = &pend;
+	pthread_mutex_unlock(&dev->lock);
+
+	err = vgpu_buffer_from_user(dev, (void *)start, end - start, flags, &b);
+	if (err && (start != want_start || end != want_end)) {
+		/* The covering range did not register (part of it is no
+		 * longer mapped): the request alone, as before. */
+		start = want_start;
+		end = want_end;
+		err = vgpu_buffer_from_user(dev, (void *)start, end - start, flags, &b);
+	}
+	pthread_mutex_lock(&dev->lock);
+	for (struct vgpu_rcache_pending **pp = &c->pending; *pp; pp = &(*pp)->next)
+		if (*pp == &pend) {
+			*pp = pend.next;
+			break;
+		}
+	pthread_cond_broadcast(&c->pending_cv);
+	if (err) {
+		pthread_mutex_unlock(&dev->lock);
+		return err;
+	}
+	insert_entry(c, b, start, end, flags);
+	retire_covered(c, b, start, end, flags);
 	evict(c);
 	pthread_mutex_unlock(&dev->lock);
 	*out = b;
@@ -333,6 +478,9 @@ VGPU_EXPORT int vgpu_invalidate(struct vgpu_device *dev, void *addr, size_t len)
 		if (b->cache_users == 0) {
 			lru_del(c, b);
 			b->cached = false;
+			/* The caller is about to release the memory: nothing
+			 * may touch it once this returns. */
+			vgpu_quiesce_buffer_locked(b);
 			vgpu_buffer_destroy_locked(b);
 		}
 	}

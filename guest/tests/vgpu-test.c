@@ -664,6 +664,7 @@ static void test_sizes(void)
 		tap_eq(run1(b, NULL), 0, "size %" PRIu64 " KiB: submit", sz >> 10);
 		tap_eq((long long)rd64(r.p), (long long)XXH64(s.p, sz, i),
 		       "size %" PRIu64 " KiB: XXH64 exact", sz >> 10);
+		vgpu_batch_reset(b);  /* the batch holds its buffers */
 		ubuf_free(&s);
 		/* RW: the device fills it, the guest sees every byte. */
 		if (sz <= (64ull << 20) && ubuf_new(&s, sz, 0) == 0) {
@@ -679,6 +680,7 @@ static void test_sizes(void)
 				ok = le32toh(w) == 0xc0ffee00u + (uint32_t)i;
 			}
 			tap_ok(ok, "size %" PRIu64 " KiB: every word filled", sz >> 10);
+			vgpu_batch_reset(b);
 			ubuf_free(&s);
 		}
 	}

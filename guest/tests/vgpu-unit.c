@@ -46,9 +46,13 @@ static void test_results(void)
 		{ VGPU_COMPUTE_E_ALIGN, -EINVAL },
 		{ VGPU_COMPUTE_E_OVERLAP, -EINVAL },
 		{ VGPU_COMPUTE_E_NOBACKING, -ENXIO },
-		{ 9, -EIO },
+		{ VGPU_COMPUTE_E_NOWINDOW, -ENOSPC },
+		{ VGPU_COMPUTE_E_DEVICE, -EREMOTEIO },
+		{ 11, -EIO },
 		{ 0xffffffffu, -EIO },
 	};
+	const char *unknown = vgpu_result_str(0xfffffffeu);
+	bool distinct = true;
 
 	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
 		tap_eq(vgpu_result_to_errno(map[i].r), map[i].e, "device result %u -> errno %d",
@@ -57,6 +61,22 @@ static void test_results(void)
 		       "device result %u has a message (\"%s\")", map[i].r,
 		       vgpu_result_str(map[i].r));
 	}
+	/* Every result code the device defines has a message of its own, and
+	 * every errno they map to a text of its own too. */
+	for (uint32_t r = VGPU_COMPUTE_OK; r <= VGPU_COMPUTE_E_DEVICE; r++) {
+		if (strcmp(vgpu_result_str(r), unknown) == 0)
+			distinct = false;
+		for (uint32_t q = VGPU_COMPUTE_E_MALFORMED; q < r; q++)
+			if (r != VGPU_COMPUTE_OK && vgpu_result_to_errno(q) != vgpu_result_to_errno(r) &&
+			    strcmp(vgpu_strerror(vgpu_result_to_errno(q)),
+				   vgpu_strerror(vgpu_result_to_errno(r))) == 0)
+				distinct = false;
+	}
+	tap_ok(distinct, "every device result code has its own message and errno text");
+	tap_ok(strcmp(vgpu_strerror(-EBUSY), vgpu_strerror(-EAGAIN)) != 0 &&
+	       strstr(vgpu_strerror(-EAGAIN), "slot") != NULL,
+	       "full submit slots (-EAGAIN) have a message of their own (\"%s\")",
+	       vgpu_strerror(-EAGAIN));
 }
 
 static void test_null_args(void)

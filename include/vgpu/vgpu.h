@@ -33,10 +33,25 @@
  * later call on that device and its objects returns -ENODEV.
  *
  * ABI: the soname is libvgpu.so.VGPU_SOVERSION and every exported symbol
- * is versioned (VGPU_1). Every struct that crosses the ABI starts with
- * struct_size, which the caller sets to sizeof the struct it was compiled
- * with (the inline wrappers below do it); the library fills only that
- * much, so programs built against an older, smaller struct keep working.
+ * is versioned (VGPU_1 for 1.0, VGPU_1.1 for what 1.1 added; marked "1.1"
+ * below). Every struct that crosses the ABI starts with struct_size, which
+ * the caller sets to sizeof the struct it was compiled with (the inline
+ * wrappers below do it); the library reads and fills only that much, and
+ * takes every size down to the struct as 1.0 shipped it, so programs built
+ * against an older, smaller struct keep working.
+ *
+ * Lifetime rules a runtime needs (docs/guest.md, "Lifetimes"):
+ * - When vgpu_buffer_destroy() returns, neither the device nor the library
+ *   touches the buffer's memory again: it first waits for the submits in
+ *   flight that use the buffer (their copy-backs land before it returns).
+ * - A batch holds a reference to every buffer it names until it is reset or
+ *   destroyed; a destroyed buffer stays valid for the batch, but submitting
+ *   a batch that names one fails with -EINVAL.
+ * - Freeing or unmapping registered memory: the kernel pins the pages that
+ *   were mapped at registration and the device keeps working on those pages
+ *   until the buffer is destroyed; it never sees a later mapping at the same
+ *   address. Destroy the buffer first (or, for cached registrations, call
+ *   vgpu_invalidate() before munmap()/free()).
  *
  *   struct vgpu_device *dev;
  *   struct vgpu_buffer *src, *dst;
@@ -63,7 +78,7 @@ extern "C" {
 #endif
 
 #define VGPU_VERSION_MAJOR 1
-#define VGPU_VERSION_MINOR 0
+#define VGPU_VERSION_MINOR 1
 #define VGPU_VERSION_PATCH 0
 #define VGPU_SOVERSION 1
 #define VGPU_MAKE_VERSION(major, minor, patch) \
@@ -108,10 +123,14 @@ const char *vgpu_error_detail(void);
  * path: a DRM node such as "/dev/dri/renderD128", or NULL to take the
  * first render node whose driver is "virtio_gpu" (the environment variable
  * VGPU_DEVICE, when set, is used instead of the search).
+ * Any capset version from 1 to VGPU_COMPUTE_CAPSET_VERSION is accepted:
+ * vgpu_info.caps.version says which one the device has, and op_mask which
+ * ops it runs (typed ops it lacks fail with -EOPNOTSUPP when added).
  * Errors: -EINVAL (bad flags or out NULL), -ENODEV (no virtio_gpu render
  * node, or path is not one), -EOPNOTSUPP (the device lacks blob resources,
  * context init or the compute capset), -EBUSY (a context already exists on
  * the fd, cannot happen for a fresh open), errors of open(2) and the ioctls.
+ * Every failure sets vgpu_error_detail().
  */
 int vgpu_open(const char *path, unsigned int flags, struct vgpu_device **out);
 
@@ -199,10 +218,23 @@ int vgpu_device_fd(const struct vgpu_device *dev);
  * registers the pages that hold it, rounded outward to the page size, and
  * ops name offsets relative to ptr, as always; vgpu_buffer_offset() says
  * where ptr lies in its first page. The whole pages must stay mapped until
- * the buffer is destroyed. On the zero-copy path the pages are pinned (the kernel
- * refuses with -EFAULT a range that is not mapped, or is read-only without
- * VGPU_BUF_READ_ONLY, with -ENOMEM one over RLIMIT_MEMLOCK, and with -E2BIG
- * one too fragmented in physical memory for one device request). On the copy
+ * the buffer is destroyed. On the zero-copy path the kernel pins the pages.
+ * Where it cannot, the library takes the copy path instead (unless
+ * VGPU_BUF_ZERO_COPY), so the caller sees the same calls and results:
+ *   -EOPNOTSUPP  the device or kernel has no userptr blobs, or the DMA API
+ *                would bounce the pages                     -> copy path
+ *   -E2BIG       the range is too fragmented in physical memory for one
+ *                device request                             -> copy path
+ *   -EFAULT      on a range that is mapped with the access asked for: a
+ *                long-term pin the kernel refuses for that mapping (a
+ *                writable MAP_SHARED mapping of an ordinary file)
+ *                                                           -> copy path
+ *   -EFAULT      on a range that is not mapped, or is read-only without
+ *                VGPU_BUF_READ_ONLY: returned (a bad pointer stays a bad
+ *                pointer; the copy path would fault on it in memcpy)
+ *   -ENOMEM      over RLIMIT_MEMLOCK (or out of memory): returned; pass
+ *                VGPU_BUF_COPY to register the range without pinning it
+ * With VGPU_BUF_ZERO_COPY every one of these is returned. On the copy
  * path the memory is read before each submit that uses the buffer and,
  * unless VGPU_BUF_READ_ONLY, written after it; the range is checked against
  * the process's mappings at creation, so that it fails with the same -EFAULT.
@@ -223,10 +255,16 @@ int vgpu_buffer_from_user(struct vgpu_device *dev, void *ptr, size_t size,
 int vgpu_buffer_alloc(struct vgpu_device *dev, size_t size, unsigned int flags,
 		      struct vgpu_buffer **out);
 
-/* Destroy a buffer: its GEM handle is closed, and the kernel unpins the
- * pages once the device has released the resource (shortly after). NULL is
- * accepted. Batches keep pointers to the buffers of their ops: reset or
- * destroy such a batch before destroying the buffers it uses. */
+/* Destroy a buffer. First waits (up to the default timeout, 60 s) for every
+ * submit in flight that uses it and retires it, copy-backs included; then
+ * closes its GEM handle, and the kernel unpins the pages once the device
+ * has released the resource. After it returns neither the device nor the
+ * library touches the memory (a submit still not complete after the
+ * timeout is abandoned: nothing is copied back into the buffer, and its
+ * pages stay pinned until the device lets go). Batches hold their own
+ * references: the buffer's handle lives on until they drop it (reset or
+ * destroy), but a batch that names a destroyed buffer can no longer be
+ * submitted (-EINVAL). NULL is accepted. */
 void vgpu_buffer_destroy(struct vgpu_buffer *buf);
 
 /* ptr's offset in the first page the buffer registered (0 for aligned
@@ -256,20 +294,26 @@ uint32_t vgpu_buffer_handle(const struct vgpu_buffer *buf);
  *   vgpu_buffer_put(buf);                                // back to the cache
  *
  * Entries are page ranges in an interval tree, reference-counted; unused
- * ones are kept in LRU order within a byte budget (0, the default: none is
- * kept, every put of the last user destroys the registration).
+ * ones are kept in LRU order while their bytes stay within a budget (0, the
+ * default: none is kept, every put of the last user destroys the
+ * registration); entries in use never count against it. A range is
+ * registered once: concurrent misses on it wait for the one registration,
+ * and a miss that overlaps entries with the same flags registers one range
+ * covering all of them (the kernel charges every pin to the process), after
+ * which the covered entries are no longer handed out.
  *
- * The hazard the cache cannot see: a cached registration pins the pages
- * that were mapped when it was made. If the program munmap()s the range
- * (or MADV_DONTNEEDs it, or mremap()s it) and maps something else there, a
- * later hit still names the old pages: the device works on memory the
- * program no longer sees (and the pages stay pinned until the entry goes).
- * The kernel offers no invalidation callback for userptr blobs yet, so a
- * program that unmaps memory it registered through the cache must call
- * vgpu_invalidate() for the range first (runtimes that hook munmap, as UCX
- * and the ROCm runtime do, call it from there). On the copy path the
- * entry copies from the caller's address at submit time, so it follows
- * the new mapping; only zero-copy entries go stale.
+ * What the cache cannot see, and the caller must handle: a registration
+ * pins the pages that were mapped when it was made, and the kernel has no
+ * invalidation for userptr blobs. If the program frees, munmap()s,
+ * MADV_DONTNEEDs or mremap()s registered memory and something else is
+ * mapped there, every later hit still names the old pages: the device
+ * reads and writes memory the program no longer sees, and the old pages
+ * stay pinned until the entry goes. vgpu_invalidate() is the only remedy:
+ * a runtime calls it for the range before it releases the memory (runtimes
+ * that hook munmap and free, as UCX and the ROCm runtime do, call it from
+ * there). On the copy path the entry copies from the caller's address at
+ * submit time, so it follows the new mapping; only zero-copy entries go
+ * stale.
  */
 struct vgpu_cache_config {
 	size_t struct_size;    /* sizeof(struct vgpu_cache_config) */
@@ -331,12 +375,13 @@ void vgpu_batch_reset(struct vgpu_batch *b);
 unsigned int vgpu_batch_num_ops(const struct vgpu_batch *b);
 
 /*
- * Typed ops. The library checks each op before adding it: buffers of this
+ * Typed ops. The library checks each op before adding it: the device runs
+ * it (-EOPNOTSUPP when its bit is clear in caps.op_mask), buffers of this
  * device (-EINVAL otherwise), offsets and lengths inside the buffers
  * (-ERANGE), alignment the op requires (-EINVAL), destination not read-only
  * (-EACCES), non-overlapping copy ranges (-EINVAL), len non-zero (-EINVAL),
  * room for the op (-E2BIG beyond the device's max_ops). A failed add leaves
- * the batch as it was.
+ * the batch as it was. The batch takes a reference on each buffer it names.
  */
 /* dst[dst_off, +len) = src[src_off, +len) */
 int vgpu_batch_copy(struct vgpu_batch *b, struct vgpu_buffer *dst, uint64_t dst_off,
@@ -355,6 +400,18 @@ int vgpu_batch_saxpy(struct vgpu_batch *b, struct vgpu_buffer *y, uint64_t y_off
 int vgpu_batch_sum_f32(struct vgpu_batch *b, struct vgpu_buffer *dst, uint64_t dst_off,
 		       struct vgpu_buffer *src, uint64_t src_off, uint64_t len);
 int vgpu_batch_nop(struct vgpu_batch *b);
+/* 1.1. C = A x B over row-major f32 (capset version 2: VGPU_OP_SGEMM):
+ * C (m x n, row stride ldc) at c[c_off, ...), A (m x k, row stride lda) at
+ * ab[a_off, ...) and B (k x n, row stride ldb) at ab[b_off, ...); a stride of
+ * 0 means packed. Offsets % 4 == 0; 1 <= m, n, k <= caps.max_gemm_dim;
+ * C may not overlap A or B. */
+int vgpu_batch_sgemm(struct vgpu_batch *b, struct vgpu_buffer *c, uint64_t c_off,
+		     struct vgpu_buffer *ab, uint64_t a_off, uint64_t b_off,
+		     uint32_t m, uint32_t n, uint32_t k, uint32_t lda, uint32_t ldb, uint32_t ldc);
+/* 1.1. dst[dst_off, +8) = sum of the f32 in src[src_off, +len) as f64, in an
+ * order the device chooses (VGPU_OP_REDUCE_F32, capset version 2). */
+int vgpu_batch_reduce_f32(struct vgpu_batch *b, struct vgpu_buffer *dst, uint64_t dst_off,
+			  struct vgpu_buffer *src, uint64_t src_off, uint64_t len);
 
 /*
  * Add an op as given, with no checks beyond dst/src belonging to this
@@ -383,7 +440,10 @@ int vgpu_batch_add_raw(struct vgpu_batch *b, uint32_t opcode, uint32_t flags,
  *   VGPU_COMPUTE_E_RESOURCE  -> -ENOENT     VGPU_COMPUTE_E_RANGE   -> -ERANGE
  *   VGPU_COMPUTE_E_READONLY  -> -EACCES     VGPU_COMPUTE_E_ALIGN   -> -EINVAL
  *   VGPU_COMPUTE_E_OVERLAP   -> -EINVAL     VGPU_COMPUTE_E_NOBACKING -> -ENXIO
+ *   VGPU_COMPUTE_E_NOWINDOW  -> -ENOSPC     VGPU_COMPUTE_E_DEVICE  -> -EREMOTEIO
  *   unknown result codes     -> -EIO
+ * and -ENODEV when the device went away (the device is then lost: every
+ * later call on it returns -ENODEV).
  */
 int vgpu_batch_run(struct vgpu_batch *b, struct vgpu_submit_result *result);
 
@@ -395,7 +455,11 @@ static inline int vgpu_batch_submit(struct vgpu_batch *b, struct vgpu_submit_res
 	return vgpu_batch_run(b, result);
 }
 
+/* The timeout of vgpu_batch_run() and of the waits vgpu_batch_submit_async()
+ * may do. 0 (or any negative value but VGPU_TIMEOUT_INFINITE) restores the
+ * default of 60000 ms; VGPU_TIMEOUT_INFINITE (1.1) waits for ever. */
 void vgpu_batch_set_timeout(struct vgpu_batch *b, int timeout_ms);
+#define VGPU_TIMEOUT_INFINITE (-1)
 
 /* ---- asynchronous submission ------------------------------------------------ */
 
@@ -437,9 +501,17 @@ struct vgpu_submit_info {
  * ring or another device before it queues the submit; in-fences from the
  * same ring cost nothing.
  *
+ * Copy-path buffers are copied in at submit, and copied back when the fence
+ * retires. So that this never reorders memory, a submit first retires every
+ * earlier submit still in flight that it would otherwise race with, by
+ * address range (not by buffer object: two registrations may share
+ * memory): one whose copy-back is due over memory this submit uses, and one
+ * whose device writes cover memory this submit copies in.
+ *
  * info may be NULL (ring 0, no fences). At most vgpu_info.max_in_flight
  * submits are in flight per device: past that the call first retires the
- * oldest (waiting for it, up to the batch's timeout: -ETIMEDOUT).
+ * oldest (waiting for it, up to the batch's timeout: -ETIMEDOUT); -EAGAIN
+ * when every slot is held by submits other threads are making right now.
  * Errors: as vgpu_batch_run() before the device runs anything, and -EINVAL
  * for a ring >= num_rings, unknown flags, a count without its array.
  */
@@ -456,9 +528,55 @@ int vgpu_batch_submit_async(struct vgpu_batch *b, const struct vgpu_submit_info 
  */
 int vgpu_fence_wait(struct vgpu_fence *f, int timeout_ms, struct vgpu_submit_result *result);
 
-/* A new sync_file fd for the fence (the caller closes it), to pass to
- * another submit, another device or poll(). Errors: -EINVAL, -EMFILE. */
+/*
+ * 1.1. vgpu_fence_wait() with the timeout in nanoseconds: relative, or with
+ * VGPU_WAIT_ABSOLUTE a CLOCK_MONOTONIC time; a negative timeout_ns waits
+ * for ever.
+ */
+#define VGPU_WAIT_ABSOLUTE (1u << 0) /* timeout_ns is a CLOCK_MONOTONIC time */
+#define VGPU_WAIT_ANY      (1u << 1) /* vgpu_fence_wait_many: the first, not all */
+int vgpu_fence_wait_ns(struct vgpu_fence *f, int64_t timeout_ns, unsigned int flags,
+		       struct vgpu_submit_result *result);
+
+/*
+ * 1.1. Wait for count fences (of one device or imported): all of them, or
+ * with VGPU_WAIT_ANY the first to complete (*first, when not NULL, is its
+ * index). Timeout as vgpu_fence_wait_ns(). Returns 0 when the awaited
+ * fences completed and succeeded, -ETIMEDOUT when they have not completed
+ * (nothing is lost), or the error of a completed one (the first in the array
+ * with an error; with VGPU_WAIT_ANY, that of *first). Errors: -EINVAL
+ * (count 0 or over 256, a NULL fence, unknown flags).
+ */
+int vgpu_fence_wait_many(struct vgpu_fence *const *fences, unsigned int count,
+			 unsigned int flags, int64_t timeout_ns, unsigned int *first);
+
+/*
+ * 1.1. A fence for an external sync_file (another device's, another
+ * process's, a sw_sync timeline's): the library dup()s fd; the caller keeps
+ * its own. It can be waited for like any fence (alone or in
+ * vgpu_fence_wait_many()), exported, and passed on as an in-fence; it has
+ * no status record: it completes with 0 when the sync_file signals, or
+ * with the fence's error. Errors: -EINVAL (not a sync_file), -EMFILE.
+ */
+int vgpu_fence_import(struct vgpu_device *dev, int sync_file_fd, struct vgpu_fence **out);
+
+/*
+ * A new sync_file fd for the fence (the caller closes it), to pass to
+ * another submit, another device or poll(). It signals when the device has
+ * finished the submit. For a submit without copy-path buffers that is all:
+ * the results are in memory. A submit with copy-path buffers has them in
+ * the caller's memory only once the fence retires, which takes a libvgpu
+ * call in this process: after a wait on the sync_file (or on an
+ * out-syncobj), call vgpu_fence_wait(f, 0, ...), which then returns at
+ * once. vgpu_fence_needs_retire() says whether a fence is such a one.
+ * Errors: -EINVAL, -EMFILE.
+ */
 int vgpu_fence_export(struct vgpu_fence *f);
+
+/* 1.1. Whether results of the fence's submit reach the caller's memory only
+ * when the fence retires (it has copy-backs still due): see
+ * vgpu_fence_export(). */
+bool vgpu_fence_needs_retire(const struct vgpu_fence *f);
 
 /* Drop the fence. A submit still in flight is not cancelled: the library
  * retires it later. NULL is accepted. */
