@@ -4,7 +4,8 @@
 # e2e.sh - end-to-end tests of the whole system. For each device mode
 # (userptr offered, and --no-userptr) one guest boot (UML, or the x86_64
 # guest under QEMU with --vmm qemu) runs, one after the other, the
-# kselftest, vgpu-info, vgpu-demo and the library tests (vgpu-test); the
+# kselftest, vgpu-info, vgpu-demo and the library tests (vgpu-test, and
+# vgpu-runtime-test: what a compute runtime relies on); the
 # x86_64 guest's userptr boot also runs what only it has: transparent huge
 # pages (vgpu-thp), libvgpu under ThreadSanitizer (--tsan-build), a device
 # reset from the guest and a removal while a pin waits (vgpu-unplug-gup).
@@ -70,12 +71,13 @@ case " $MODES " in
 esac
 [ "$VMM" = qemu ] || NO_BUILD=()
 need_build guest/vgpu-info guest/vgpu-demo guest/tests/vgpu-test guest/tests/vgpu-unplug-gup \
-	guest/tests/vgpu-thp
+	guest/tests/vgpu-thp guest/tests/vgpu-runtime-test
 INFO=$BUILD/guest/vgpu-info
 UNPLUG=$BUILD/guest/tests/vgpu-unplug-gup
 THP=$BUILD/guest/tests/vgpu-thp
 DEMO=$BUILD/guest/vgpu-demo
 TEST=$BUILD/guest/tests/vgpu-test
+RUNTIME=$BUILD/guest/tests/vgpu-runtime-test
 TSAN_ASYNC=""
 if [ -n "$TSAN_BUILD" ]; then
 	case $TSAN_BUILD in /*) ;; *) TSAN_BUILD=$PWD/$TSAN_BUILD ;; esac
@@ -158,6 +160,7 @@ for mode in $MODES; do
 	step info "$INFO"
 	step demo "$DEMO" --size "$DEMO_SIZE" --repeat 2
 	step test env "VGPU_TEST_MODE=$mode" "$TEST" --max-size "$MAX_MB"
+	step runtime "$RUNTIME"
 	if [ "$x86" = 1 ] && [ -n "$TSAN_ASYNC" ] &&
 		need_file "$VMM $mode: ThreadSanitizer vgpu-async-test" "$TSAN_ASYNC"; then
 		step async-tsan "$TSAN_ASYNC"
@@ -213,6 +216,7 @@ for mode in $MODES; do
 	fi
 
 	relay_step "$VMM $mode" test "vgpu-test ran to its plan"
+	relay_step "$VMM $mode runtime" runtime "vgpu-runtime-test ran to its plan"
 
 	if [ "$x86" = 1 ] && [ -n "$TSAN_ASYNC" ]; then
 		relay_step "$VMM $mode async-tsan" async-tsan "vgpu-async-test (ThreadSanitizer) ran to its plan"
