@@ -54,13 +54,22 @@ struct gpu_device *gpu_device_new(struct engine *eng, const struct gpu_limits *l
 	return d;
 }
 
+/* The resource lets go of its pages; prepared jobs that still use them
+ * keep them until they are freed. */
+static void backing_drop(struct gpu_device *d, struct gpu_resource *r)
+{
+	if (!r->bk)
+		return;
+	d->total_entries -= r->bk->nents;
+	res_backing_put(r->bk);
+	r->bk = NULL;
+}
+
 static void resource_free(struct gpu_device *d, struct gpu_resource *r)
 {
-	d->total_entries -= r->nents;
-	res_window_close(r);
+	backing_drop(d, r);
 	STAT_SUB(resources, 1);
 	STAT_SUB(resource_bytes, r->size);
-	free(r->ents);
 	free(r);
 }
 
@@ -133,12 +142,11 @@ static uint32_t backing_from_entries(struct exec *x, struct gpu_resource *r,
 		x->detail = "entry lengths do not add up to the size";
 		return VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER;
 	}
-	r->ents = res_build_entries(x->c->entries, x->c->nr_entries);
-	if (!r->ents)
+	r->bk = res_backing_new(x->c->entries, x->c->nr_entries, r->readonly);
+	if (!r->bk)
 		return VIRTIO_GPU_RESP_ERR_OUT_OF_MEMORY;
-	r->nents = x->c->nr_entries;
-	x->d->total_entries += r->nents;
-	res_window_open(r, x->gm);
+	x->d->total_entries += r->bk->nents;
+	res_window_open(r->bk, x->gm);
 	return 0;
 }
 
@@ -203,9 +211,7 @@ static uint32_t cmd_create_blob(struct exec *x)
 	if (rc == 0 && idmap_put(&d->resources, r->id, r))
 		rc = VIRTIO_GPU_RESP_ERR_OUT_OF_MEMORY;
 	if (rc) {
-		d->total_entries -= r->nents;
-		res_window_close(r);
-		free(r->ents);
+		backing_drop(d, r);
 		free(r);
 		return rc;
 	}
@@ -240,7 +246,7 @@ static uint32_t cmd_attach_backing(struct exec *x)
 		x->detail = "ATTACH_BACKING on a userptr resource";
 		return VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER;
 	}
-	if (r->nents) {
+	if (r->bk) {
 		x->detail = "resource already has backing";
 		return VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER;
 	}
@@ -260,15 +266,11 @@ static uint32_t cmd_detach_backing(struct exec *x)
 		x->detail = "DETACH_BACKING on a userptr resource";
 		return VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER;
 	}
-	if (!r->nents) {
+	if (!r->bk) {
 		x->detail = "resource has no backing";
 		return VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER;
 	}
-	x->d->total_entries -= r->nents;
-	res_window_close(r);
-	free(r->ents);
-	r->ents = NULL;
-	r->nents = 0;
+	backing_drop(x->d, r);
 	return 0;
 }
 
