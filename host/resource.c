@@ -82,10 +82,16 @@ bool res_backing_in_use(const struct res_backing *b)
 
 bool res_backed(struct res_backing *b, const struct guest_mem *gm)
 {
-	for (uint32_t i = 0; i < b->nents; i++)
-		if (!gm_translate(gm, b->ents[i].gpa, b->ents[i].len))
-			return false;
-	return true;
+	/* A resource may have millions of entries and a submit 256 ops
+	 * naming it: translate them once per table, not once per use. */
+	if (b->checked_gen != gm->gen) {
+		b->all_translate = true;
+		for (uint32_t i = 0; i < b->nents && b->all_translate; i++)
+			b->all_translate = gm_translate(gm, b->ents[i].gpa, b->ents[i].len) != NULL;
+		b->checked_gen = gm->gen;
+		STAT_ADD(backing_walks, 1);
+	}
+	return b->all_translate;
 }
 
 uint8_t *res_span(const struct res_backing *r, const struct guest_mem *gm,

@@ -48,6 +48,10 @@ struct res_backing {
 	uint32_t nents;            /* >= 1 */
 	struct res_entry *ents;
 	struct res_window *win;    /* zero-copy window (window.h); NULL: none */
+	/* Whether every entry translates, as found for table generation
+	 * checked_gen (guest_mem.gen; 0: never checked). */
+	uint64_t checked_gen;
+	bool all_translate;
 };
 
 struct gpu_resource {
@@ -79,7 +83,11 @@ void res_backing_put(struct res_backing *b);
 /* References besides one owner's: prepared ops still use b. */
 bool res_backing_in_use(const struct res_backing *b);
 
-/* All entries still translate. */
+/*
+ * All entries translate through the table as it is now. The answer is
+ * kept for the table's generation: the entries are walked again only
+ * after the table changed (counted in hostd_stats.backing_walks).
+ */
 bool res_backed(struct res_backing *b, const struct guest_mem *gm);
 /*
  * Host address of byte off of the backing and the number of contiguous
