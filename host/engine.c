@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* engine.c - compute stream validation and execution. */
+/* engine.c - compute stream validation (prepare) and execution (run). */
 #include "engine.h"
 
 #include <endian.h>
@@ -113,9 +113,9 @@ static void decode_op(const uint8_t *p, struct vgpu_compute_op *op)
 	op->reserved = le64toh(op->reserved);
 }
 
-static bool in_range(const struct gpu_resource *r, uint64_t off, uint64_t len)
+static bool in_range(const struct res_backing *b, uint64_t off, uint64_t len)
 {
-	return off <= r->size && len <= r->size - off;
+	return off <= b->size && len <= b->size - off;
 }
 
 static bool overlap(uint64_t a, uint64_t b, uint64_t len)
@@ -123,22 +123,22 @@ static bool overlap(uint64_t a, uint64_t b, uint64_t len)
 	return len && a < b + len && b < a + len;
 }
 
-/* Check one resource use. */
+/* Check one resource use; *out: the resource's backing. */
 static uint32_t check_res(const struct guest_mem *gm, engine_lookup_fn lookup,
 			  void *opaque, uint32_t id, uint64_t off, uint64_t len,
-			  bool write, const struct gpu_resource **out)
+			  bool write, struct res_backing **out)
 {
 	const struct gpu_resource *r = id ? lookup(opaque, id) : NULL;
 
 	if (!r)
 		return VGPU_COMPUTE_E_RESOURCE;
-	if (!res_backed(r, gm))
+	if (!r->bk || !res_backed(r->bk, gm))
 		return VGPU_COMPUTE_E_NOBACKING;
-	if (write && r->readonly)
+	if (write && r->bk->readonly)
 		return VGPU_COMPUTE_E_READONLY;
-	if (!in_range(r, off, len))
+	if (!in_range(r->bk, off, len))
 		return VGPU_COMPUTE_E_RANGE;
-	*out = r;
+	*out = r->bk;
 	return VGPU_COMPUTE_OK;
 }
 
@@ -161,7 +161,7 @@ static uint32_t check_ranges(const struct guest_mem *gm, engine_lookup_fn lookup
 			return VGPU_COMPUTE_E_RANGE;
 	for (int i = 0; i < n; i++) {
 		uint32_t id = r[i].side == VGPU_OP_SRC ? op->src_res : op->dst_res;
-		const struct gpu_resource **res = r[i].side == VGPU_OP_SRC ? &v->src : &v->dst;
+		struct res_backing **res = r[i].side == VGPU_OP_SRC ? &v->src : &v->dst;
 		uint32_t rc;
 
 		rc = check_res(gm, lookup, opaque, id, r[i].off, r[i].len,
@@ -263,7 +263,7 @@ static uint32_t validate_op(const struct guest_mem *gm, engine_lookup_fn lookup,
 	return VGPU_COMPUTE_OK;
 }
 
-static void write_status(const struct guest_mem *gm, const struct gpu_resource *sr,
+static void write_status(const struct guest_mem *gm, const struct res_backing *sr,
 			 uint64_t off, struct engine_result *res)
 {
 	struct vgpu_compute_status st;
@@ -277,51 +277,45 @@ static void write_status(const struct guest_mem *gm, const struct gpu_resource *
 		res->status_written = true;
 }
 
-int engine_submit(struct engine *e, const struct guest_mem *gm,
-		  const uint8_t *data, size_t size, engine_lookup_fn lookup,
-		  void *opaque, struct engine_result *res)
+void engine_prepare(struct engine *e, const struct guest_mem *gm, const uint8_t *data,
+		    size_t size, engine_lookup_fn lookup, void *opaque, struct engine_job *j)
 {
 	struct vgpu_compute_submit h;
-	const struct gpu_resource *sr = NULL;
 	struct vop *ops = NULL;
-	uint64_t status_off = 0;
 	uint32_t num_ops;
 
-	memset(res, 0, sizeof(*res));
+	memset(j, 0, sizeof(*j));
 	STAT_ADD(submits, 1);
-	res->result = VGPU_COMPUTE_E_MALFORMED;
+	j->res.result = VGPU_COMPUTE_E_MALFORMED;
 	if (size < sizeof(h))
-		goto fail;
+		return;
 	memcpy(&h, data, sizeof(h));
 	num_ops = le32toh(h.num_ops);
-	status_off = le64toh(h.status_off);
-	res->op_index = num_ops;
+	j->status_off = le64toh(h.status_off);
+	j->res.op_index = num_ops;
 	if (le32toh(h.magic) != VGPU_COMPUTE_MAGIC)
-		goto fail;
+		return;
 	/* The status record first: every later failure is reported there. */
 	if (le32toh(h.status_res)) {
+		struct res_backing *sr = NULL;
 		uint32_t rc = check_res(gm, lookup, opaque, le32toh(h.status_res),
-					status_off, sizeof(struct vgpu_compute_status),
+					j->status_off, sizeof(struct vgpu_compute_status),
 					true, &sr);
 
-		if (rc == VGPU_COMPUTE_OK && status_off % 8)
+		if (rc == VGPU_COMPUTE_OK && j->status_off % 8)
 			rc = VGPU_COMPUTE_E_ALIGN;
 		if (rc) {
-			sr = NULL;
-			res->result = rc;
-			goto fail;
+			j->res.result = rc;
+			return;
 		}
+		j->status = res_backing_get(sr);
 	}
 	if (h.reserved || num_ops == 0 || num_ops > VGPU_COMPUTE_MAX_OPS ||
-	    size != sizeof(h) + (size_t)num_ops * sizeof(struct vgpu_compute_op)) {
-		res->result = VGPU_COMPUTE_E_MALFORMED;
-		goto fail;
-	}
+	    size != sizeof(h) + (size_t)num_ops * sizeof(struct vgpu_compute_op))
+		return;
 	ops = calloc(num_ops, sizeof(*ops));
-	if (!ops) {
-		res->result = VGPU_COMPUTE_E_MALFORMED;
-		goto fail;
-	}
+	if (!ops)
+		return;
 	for (uint32_t i = 0; i < num_ops; i++) {
 		struct vgpu_compute_op op;
 		uint32_t rc;
@@ -331,39 +325,79 @@ int engine_submit(struct engine *e, const struct guest_mem *gm,
 		if (rc == VGPU_COMPUTE_OK && ops[i].opcode != VGPU_OP_NOP && e->be->check)
 			rc = e->be->check(e->be, gm, &ops[i]);
 		if (rc) {
-			res->result = rc;
-			res->op_index = i;
-			goto fail;
+			free(ops);
+			j->res.result = rc;
+			j->res.op_index = i;
+			return;
 		}
 	}
+	/* Valid as a whole: only now do the ops keep their backings. */
 	for (uint32_t i = 0; i < num_ops; i++) {
+		if (ops[i].dst)
+			res_backing_get(ops[i].dst);
+		if (ops[i].src)
+			res_backing_get(ops[i].src);
+	}
+	j->ops = ops;
+	j->num_ops = num_ops;
+	j->valid = true;
+}
+
+int engine_run(struct engine *e, const struct guest_mem *gm, struct engine_job *j,
+	       struct engine_result *res)
+{
+	*res = j->res;
+	if (!j->valid) {
+		res->ops_done = 0;
+		write_status(gm, j->status, j->status_off, res);
+		STAT_ADD(submit_errors, 1);
+		return -1;
+	}
+	for (uint32_t i = 0; i < j->num_ops; i++) {
+		const struct vop *op = &j->ops[i];
 		uint32_t rc = VGPU_COMPUTE_OK;
 
-		STAT_ADD(op_count[ops[i].opcode], 1);
-		STAT_ADD(op_bytes[ops[i].opcode], ops[i].len);
-		if (ops[i].opcode != VGPU_OP_NOP)
-			rc = e->be->run(e->be, gm, &ops[i]);
+		STAT_ADD(op_count[op->opcode], 1);
+		STAT_ADD(op_bytes[op->opcode], op->len);
+		if (op->opcode != VGPU_OP_NOP)
+			rc = e->be->run(e->be, gm, op);
 		if (rc) {
 			/* The device failed mid-submit: the ops before this
 			 * one stay done, and the status record says so. */
 			res->result = rc;
 			res->op_index = i;
-			write_status(gm, sr, status_off, res);
-			free(ops);
+			write_status(gm, j->status, j->status_off, res);
 			STAT_ADD(submit_errors, 1);
 			return -1;
 		}
 		res->ops_done++;
 	}
 	res->result = VGPU_COMPUTE_OK;
-	res->op_index = num_ops;
-	write_status(gm, sr, status_off, res);
-	free(ops);
+	res->op_index = j->num_ops;
+	write_status(gm, j->status, j->status_off, res);
 	return 0;
-fail:
-	free(ops);
-	res->ops_done = 0;
-	write_status(gm, sr, status_off, res);
-	STAT_ADD(submit_errors, 1);
-	return -1;
+}
+
+void engine_job_release(struct engine_job *j)
+{
+	for (uint32_t i = 0; i < j->num_ops; i++) {
+		res_backing_put(j->ops[i].dst);
+		res_backing_put(j->ops[i].src);
+	}
+	free(j->ops);
+	res_backing_put(j->status);
+	memset(j, 0, sizeof(*j));
+}
+
+int engine_submit(struct engine *e, const struct guest_mem *gm,
+		  const uint8_t *data, size_t size, engine_lookup_fn lookup,
+		  void *opaque, struct engine_result *res)
+{
+	struct engine_job j;
+	int rc;
+
+	engine_prepare(e, gm, data, size, lookup, opaque, &j);
+	rc = engine_run(e, gm, &j, res);
+	engine_job_release(&j);
+	return rc;
 }

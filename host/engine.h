@@ -14,6 +14,8 @@
 #include "resource.h"
 #include "vgpu_compute.h"
 
+struct vop;
+
 /* Data-parallel ops are cut into chunks of this many bytes (a multiple of
  * 4), each chunk run by one worker thread. */
 #define ENGINE_CHUNK_BYTES (256u * 1024u)
@@ -22,7 +24,7 @@
 struct engine;
 
 /* Resource id -> resource, or NULL if unknown or not attached to the
- * submitting context. */
+ * submitting context. The engine keeps only the resource's backing. */
 typedef const struct gpu_resource *(*engine_lookup_fn)(void *opaque, uint32_t id);
 
 struct engine_result {
@@ -48,9 +50,40 @@ const char *engine_backend_name(const struct engine *e);
 size_t engine_caps(const struct engine *e, uint32_t version, struct vgpu_compute_caps *caps);
 
 /*
- * Validate the whole submit, then run it. Returns 0 when every op ran, -1
- * otherwise (then nothing but the status record has been written).
+ * A submit after validation, ready to run: every resource it names
+ * resolved to its backing and referenced (the ops' and the status
+ * record's), so that it can run later, on another thread, while the
+ * resources and their id maps change. When validation failed it holds only
+ * the failure and the status record, which running it then writes.
  */
+struct engine_job {
+	struct engine_result res;       /* the failure, when !valid */
+	bool valid;                     /* the ops run */
+	struct res_backing *status;     /* the status record's backing; NULL: none */
+	uint64_t status_off;
+	uint32_t num_ops;
+	struct vop *ops;                /* validated; each references its backings */
+};
+
+/*
+ * Decode and validate the whole submit into j (docs/compute-capset.md,
+ * 3.2), resolving resource ids through lookup: done where device state is
+ * owned. Nothing is written to guest memory here.
+ */
+void engine_prepare(struct engine *e, const struct guest_mem *gm, const uint8_t *data,
+		    size_t size, engine_lookup_fn lookup, void *opaque, struct engine_job *j);
+/*
+ * Run a prepared submit: its ops when it is valid, then the status record.
+ * Returns 0 when every op ran, -1 otherwise (then, after a failed
+ * validation, nothing but the status record has been written). Any thread;
+ * gm must be the table the job was prepared against, unchanged since.
+ */
+int engine_run(struct engine *e, const struct guest_mem *gm, struct engine_job *j,
+	       struct engine_result *res);
+/* Drop the job's references and its ops (where device state is owned). */
+void engine_job_release(struct engine_job *j);
+
+/* engine_prepare, engine_run and engine_job_release at once. */
 int engine_submit(struct engine *e, const struct guest_mem *gm,
 		  const uint8_t *data, size_t size, engine_lookup_fn lookup,
 		  void *opaque, struct engine_result *res);

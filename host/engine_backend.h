@@ -4,8 +4,11 @@
  * of a whole submit, engine.c) and what runs the validated ops: the CPU
  * backend (engine_cpu.c) or the OpenCL backend (engine_opencl.c).
  *
- * A backend sees only ops that passed validation: resources resolved,
- * every range inside its resource, alignment and overlap rules checked.
+ * A backend sees only ops that passed validation: resources resolved to
+ * their backings, every range inside its backing, alignment and overlap
+ * rules checked. The op holds a reference on each backing it names, so
+ * the pages it works on stay as they were validated while it runs, on
+ * whichever thread, whatever the queue thread does to the resources.
  */
 #ifndef HOSTD_ENGINE_BACKEND_H
 #define HOSTD_ENGINE_BACKEND_H
@@ -19,7 +22,7 @@
 /* An op after validation. */
 struct vop {
 	uint32_t opcode;
-	const struct gpu_resource *dst, *src;
+	struct res_backing *dst, *src;   /* referenced while the op is prepared */
 	uint64_t dst_off, src_off, len, arg0;
 	/* SGEMM */
 	uint32_t m, n, k, lda, ldb, ldc;

@@ -2,7 +2,7 @@
 /*
  * engine_cpu.c - the CPU backend: C loops on the engine's worker threads.
  * Every access goes through res_span: one contiguous span when the
- * resource has a zero-copy window, entry by entry when it has none.
+ * backing has a zero-copy window, entry by entry when it has none.
  */
 #include "engine_backend.h"
 
@@ -229,7 +229,7 @@ static void run_checksum(const struct guest_mem *gm, const struct vop *op)
 
 /* f32 pointer to [off, +n) of r if contiguous and aligned there, else the
  * bytes copied into tmp. */
-static const float *f32_view(const struct gpu_resource *r, const struct guest_mem *gm,
+static const float *f32_view(const struct res_backing *r, const struct guest_mem *gm,
 			     uint64_t off, uint64_t n, float *tmp)
 {
 	uint64_t avail;

@@ -163,7 +163,7 @@ static uint32_t cl_check(struct engine_backend *b, const struct guest_mem *gm,
 	return VGPU_COMPUTE_OK;
 }
 
-static cl_mem wrap(struct cl_backend *cb, const struct gpu_resource *r, cl_int *err)
+static cl_mem wrap(struct cl_backend *cb, const struct res_backing *r, cl_int *err)
 {
 	cl_mem_flags f = CL_MEM_USE_HOST_PTR |
 			 (r->readonly ? CL_MEM_READ_ONLY : CL_MEM_READ_WRITE);
@@ -173,7 +173,7 @@ static cl_mem wrap(struct cl_backend *cb, const struct gpu_resource *r, cl_int *
 
 /* Map what the op wrote: makes it visible in host memory, and tells
  * whether the runtime worked on the window itself. */
-static cl_int sync_written(struct cl_backend *cb, cl_mem m, const struct gpu_resource *r,
+static cl_int sync_written(struct cl_backend *cb, cl_mem m, const struct res_backing *r,
 			   uint64_t off, uint64_t len)
 {
 	cl_int err;
@@ -396,7 +396,8 @@ static uint32_t cl_run(struct engine_backend *b, const struct guest_mem *gm, con
 
 	(void)gm;
 	/* Checked in validation; the windows cannot go away while the
-	 * submit runs (the queue thread owns the table). */
+	 * submit runs: the op holds its backings, and the memory table
+	 * changes only while no submit is queued or running. */
 	if (!res_window_base(op->dst) || (op->src && !res_window_base(op->src)))
 		return VGPU_COMPUTE_E_NOWINDOW;
 	pthread_mutex_lock(&cb->lock);

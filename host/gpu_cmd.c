@@ -162,6 +162,13 @@ uint32_t gpu_cmd_decode(const uint8_t *buf, size_t len, struct gpu_cmd *c)
 	return 0;
 }
 
+uint32_t gpu_cmd_type(const uint8_t *buf, size_t len)
+{
+	if (!buf || len < sizeof(struct virtio_gpu_ctrl_hdr))
+		return 0;
+	return rd32(FIELD(buf, struct virtio_gpu_ctrl_hdr, type));
+}
+
 void gpu_cmd_free(struct gpu_cmd *c)
 {
 	free(c->entries);

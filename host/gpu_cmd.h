@@ -63,6 +63,9 @@ struct gpu_cmd {
  */
 uint32_t gpu_cmd_decode(const uint8_t *buf, size_t len, struct gpu_cmd *c);
 void gpu_cmd_free(struct gpu_cmd *c);
+/* The type of the command in buf without decoding it (a large command
+ * need not be copied to be told apart); 0 when shorter than a header. */
+uint32_t gpu_cmd_type(const uint8_t *buf, size_t len);
 const char *gpu_cmd_name(uint32_t type);
 const char *gpu_resp_name(uint32_t type);
 

@@ -54,13 +54,22 @@ struct gpu_device *gpu_device_new(struct engine *eng, const struct gpu_limits *l
 	return d;
 }
 
+/* The resource lets go of its pages; prepared jobs that still use them
+ * keep them until they are freed. */
+static void backing_drop(struct gpu_device *d, struct gpu_resource *r)
+{
+	if (!r->bk)
+		return;
+	d->total_entries -= r->bk->nents;
+	res_backing_put(r->bk);
+	r->bk = NULL;
+}
+
 static void resource_free(struct gpu_device *d, struct gpu_resource *r)
 {
-	d->total_entries -= r->nents;
-	res_window_close(r);
+	backing_drop(d, r);
 	STAT_SUB(resources, 1);
 	STAT_SUB(resource_bytes, r->size);
-	free(r->ents);
 	free(r);
 }
 
@@ -133,12 +142,11 @@ static uint32_t backing_from_entries(struct exec *x, struct gpu_resource *r,
 		x->detail = "entry lengths do not add up to the size";
 		return VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER;
 	}
-	r->ents = res_build_entries(x->c->entries, x->c->nr_entries);
-	if (!r->ents)
+	r->bk = res_backing_new(x->c->entries, x->c->nr_entries, r->readonly);
+	if (!r->bk)
 		return VIRTIO_GPU_RESP_ERR_OUT_OF_MEMORY;
-	r->nents = x->c->nr_entries;
-	x->d->total_entries += r->nents;
-	res_window_open(r, x->gm);
+	x->d->total_entries += r->bk->nents;
+	res_window_open(r->bk, x->gm);
 	return 0;
 }
 
@@ -203,9 +211,7 @@ static uint32_t cmd_create_blob(struct exec *x)
 	if (rc == 0 && idmap_put(&d->resources, r->id, r))
 		rc = VIRTIO_GPU_RESP_ERR_OUT_OF_MEMORY;
 	if (rc) {
-		d->total_entries -= r->nents;
-		res_window_close(r);
-		free(r->ents);
+		backing_drop(d, r);
 		free(r);
 		return rc;
 	}
@@ -240,7 +246,7 @@ static uint32_t cmd_attach_backing(struct exec *x)
 		x->detail = "ATTACH_BACKING on a userptr resource";
 		return VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER;
 	}
-	if (r->nents) {
+	if (r->bk) {
 		x->detail = "resource already has backing";
 		return VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER;
 	}
@@ -260,15 +266,11 @@ static uint32_t cmd_detach_backing(struct exec *x)
 		x->detail = "DETACH_BACKING on a userptr resource";
 		return VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER;
 	}
-	if (!r->nents) {
+	if (!r->bk) {
 		x->detail = "resource has no backing";
 		return VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER;
 	}
-	x->d->total_entries -= r->nents;
-	res_window_close(r);
-	free(r->ents);
-	r->ents = NULL;
-	r->nents = 0;
+	backing_drop(x->d, r);
 	return 0;
 }
 
@@ -442,6 +444,37 @@ static uint32_t dispatch(struct exec *x)
 	}
 }
 
+/* Decode, and refuse what no command of this queue may be. */
+static uint32_t decode_checked(const uint8_t *buf, size_t len, struct gpu_cmd *c,
+			       const char **detail)
+{
+	uint32_t rc = gpu_cmd_decode(buf, len, c);
+
+	if (rc == 0 && (c->hdr.type == VIRTIO_GPU_CMD_UPDATE_CURSOR ||
+			c->hdr.type == VIRTIO_GPU_CMD_MOVE_CURSOR))
+		rc = VIRTIO_GPU_RESP_ERR_UNSPEC;  /* wrong queue */
+	if (rc == 0 && (c->hdr.flags & VIRTIO_GPU_FLAG_INFO_RING_IDX) && c->hdr.ring_idx >= 64) {
+		*detail = "ring_idx >= 64";
+		rc = VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER;
+	}
+	return rc;
+}
+
+/* The response header for result rc; counts and logs the command. */
+static size_t respond(struct exec *x, const struct gpu_cmd_hdr *h, uint32_t rc)
+{
+	if (rc >= VIRTIO_GPU_RESP_ERR_UNSPEC) {
+		x->resp_len = sizeof(struct virtio_gpu_ctrl_hdr);
+		STAT_ADD(cmd_errors, 1);
+	}
+	STAT_ADD(cmds, 1);
+	fill_hdr(h, rc, x->resp);
+	hlog_v("ctrl %s ctx=%u flags=%#x fence=%llu -> %s%s%s", gpu_cmd_name(h->type),
+	       h->ctx_id, h->flags, (unsigned long long)h->fence_id,
+	       gpu_resp_name(rc), x->detail ? ": " : "", x->detail ? x->detail : "");
+	return x->resp_len;
+}
+
 size_t gpu_device_execute(struct gpu_device *d, const struct guest_mem *gm,
 			  uint64_t features, const uint8_t *buf, size_t len,
 			  uint8_t *resp)
@@ -449,33 +482,102 @@ size_t gpu_device_execute(struct gpu_device *d, const struct guest_mem *gm,
 	struct gpu_cmd c;
 	struct exec x = { .d = d, .gm = gm, .features = features, .c = &c, .resp = resp };
 	uint32_t rc;
+	size_t rl;
 
 	memset(resp, 0, GPU_RESP_MAX);
 	x.resp_len = sizeof(struct virtio_gpu_ctrl_hdr);
-	rc = gpu_cmd_decode(buf, len, &c);
-	if (rc == 0 && (c.hdr.type == VIRTIO_GPU_CMD_UPDATE_CURSOR ||
-			c.hdr.type == VIRTIO_GPU_CMD_MOVE_CURSOR))
-		rc = VIRTIO_GPU_RESP_ERR_UNSPEC;  /* wrong queue */
-	if (rc == 0 && (c.hdr.flags & VIRTIO_GPU_FLAG_INFO_RING_IDX) && c.hdr.ring_idx >= 64) {
-		x.detail = "ring_idx >= 64";
-		rc = VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER;
-	}
+	rc = decode_checked(buf, len, &c, &x.detail);
 	if (rc == 0) {
 		rc = dispatch(&x);
 		if (rc == 0)
 			rc = VIRTIO_GPU_RESP_OK_NODATA;
 	}
-	if (rc >= VIRTIO_GPU_RESP_ERR_UNSPEC) {
-		x.resp_len = sizeof(struct virtio_gpu_ctrl_hdr);
-		STAT_ADD(cmd_errors, 1);
-	}
-	STAT_ADD(cmds, 1);
-	fill_hdr(&c.hdr, rc, resp);
-	hlog_v("ctrl %s ctx=%u flags=%#x fence=%llu -> %s%s%s", gpu_cmd_name(c.hdr.type),
-	       c.hdr.ctx_id, c.hdr.flags, (unsigned long long)c.hdr.fence_id,
-	       gpu_resp_name(rc), x.detail ? ": " : "", x.detail ? x.detail : "");
+	rl = respond(&x, &c.hdr, rc);
 	gpu_cmd_free(&c);
-	return x.resp_len;
+	return rl;
+}
+
+bool gpu_device_must_wait(const struct gpu_device *d, const uint8_t *buf, size_t len)
+{
+	uint32_t type = gpu_cmd_type(buf, len);
+	const struct gpu_resource *r;
+	const char *detail = NULL;
+	struct gpu_cmd c;
+	bool wait = false;
+
+	if (type != VIRTIO_GPU_CMD_RESOURCE_UNREF && type != VIRTIO_GPU_CMD_RESOURCE_DETACH_BACKING)
+		return false;
+	if (decode_checked(buf, len, &c, &detail) == 0) {
+		r = idmap_get(&d->resources, c.u.res.resource_id);
+		/* DETACH_BACKING of a userptr resource is refused: it drops
+		 * nothing, so it has nothing to wait for. */
+		wait = r && r->bk && res_backing_in_use(r->bk) &&
+		       (type == VIRTIO_GPU_CMD_RESOURCE_UNREF || !r->userptr);
+	}
+	gpu_cmd_free(&c);
+	return wait;
+}
+
+struct gpu_job {
+	struct gpu_cmd_hdr hdr;
+	uint32_t rc;            /* VIRTIO_GPU_RESP_ERR_* found while preparing; 0: run */
+	const char *detail;
+	struct engine_job ej;
+};
+
+struct gpu_job *gpu_device_prepare(struct gpu_device *d, const struct guest_mem *gm,
+				   const uint8_t *buf, size_t len)
+{
+	struct gpu_job *j;
+	struct gpu_cmd c;
+
+	if (gpu_cmd_type(buf, len) != VIRTIO_GPU_CMD_SUBMIT_3D)
+		return NULL;
+	j = calloc(1, sizeof(*j));
+	if (!j)
+		return NULL;
+	j->rc = decode_checked(buf, len, &c, &j->detail);
+	j->hdr = c.hdr;
+	if (j->rc == 0) {
+		struct gpu_context *ctx = idmap_get(&d->contexts, c.hdr.ctx_id);
+
+		/* What cmd_submit() would do here, up to running the ops. */
+		if (!ctx)
+			j->rc = VIRTIO_GPU_RESP_ERR_INVALID_CONTEXT_ID;
+		else
+			engine_prepare(d->eng, gm, c.u.submit.data, c.u.submit.size,
+				       lookup_attached, ctx, &j->ej);
+	}
+	gpu_cmd_free(&c);
+	return j;
+}
+
+size_t gpu_job_run(struct gpu_device *d, const struct guest_mem *gm, struct gpu_job *j,
+		   uint8_t *resp)
+{
+	struct exec x = { .d = d, .gm = gm, .resp = resp, .detail = j->detail };
+	uint32_t rc = j->rc;
+
+	memset(resp, 0, GPU_RESP_MAX);
+	x.resp_len = sizeof(struct virtio_gpu_ctrl_hdr);
+	if (rc == 0) {
+		struct engine_result er;
+
+		rc = VIRTIO_GPU_RESP_OK_NODATA;
+		if (engine_run(d->eng, gm, &j->ej, &er)) {
+			x.detail = engine_result_name(er.result);
+			rc = VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER;
+		}
+	}
+	return respond(&x, &j->hdr, rc);
+}
+
+void gpu_job_free(struct gpu_job *j)
+{
+	if (!j)
+		return;
+	engine_job_release(&j->ej);
+	free(j);
 }
 
 size_t gpu_device_cursor(struct gpu_device *d, const uint8_t *buf, size_t len,

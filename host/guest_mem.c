@@ -14,6 +14,7 @@
 void gm_init(struct guest_mem *gm)
 {
 	memset(gm, 0, sizeof(*gm));
+	gm->gen = 1;
 	pthread_mutex_init(&gm->users_lock, NULL);
 	gm->users.prev = gm->users.next = &gm->users;
 }
@@ -82,6 +83,7 @@ void gm_clear(struct guest_mem *gm)
 {
 	pthread_mutex_lock(&gm->users_lock);
 	regions_clear(gm);
+	gm->gen++;
 	notify_users_locked(gm);
 	pthread_mutex_unlock(&gm->users_lock);
 }
@@ -179,6 +181,7 @@ int gm_set_table(struct guest_mem *gm, const struct gm_region_desc *d,
 	regions_clear(gm);
 	memcpy(gm->r, nr, sizeof(nr));
 	gm->nregions = n;
+	gm->gen++;
 	notify_users_locked(gm);
 	pthread_mutex_unlock(&gm->users_lock);
 	return 0;
@@ -211,6 +214,7 @@ int gm_add_host_region(struct guest_mem *gm, uint64_t gpa, uint64_t size,
 	gm->r[gm->nregions].host = host;
 	gm->r[gm->nregions].fd = -1;
 	gm->nregions++;
+	gm->gen++;
 	return 0;
 }
 

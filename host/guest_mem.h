@@ -52,6 +52,10 @@ struct gm_user {
 struct guest_mem {
 	unsigned nregions;
 	struct gm_region r[GM_MAX_REGIONS];
+	/* Bumped by every change of the table (gm_set_table, gm_clear,
+	 * gm_add_host_region); never 0. What was checked against the table
+	 * (a backing's "every entry translates") is valid for one value. */
+	uint64_t gen;
 	/* Bookkeeping beside the table, not part of it: users may link
 	 * themselves in through a const table. */
 	pthread_mutex_t users_lock;

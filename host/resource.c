@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
-/* resource.c - scatter-gather access to resource backing in guest memory. */
+/* resource.c - backings: their references, and scatter-gather access to their pages. */
 #include "resource.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+#include "stats.h"
 #include "window.h"
 
 int res_check_entries(const struct guest_mem *gm, const struct gpu_mem_entry *e,
@@ -39,17 +40,61 @@ struct res_entry *res_build_entries(const struct gpu_mem_entry *e, uint32_t n)
 	return r;
 }
 
-bool res_backed(const struct gpu_resource *r, const struct guest_mem *gm)
+struct res_backing *res_backing_new(const struct gpu_mem_entry *e, uint32_t n, bool readonly)
 {
-	if (!r->nents)
-		return false;
-	for (uint32_t i = 0; i < r->nents; i++)
-		if (!gm_translate(gm, r->ents[i].gpa, r->ents[i].len))
-			return false;
-	return true;
+	struct res_backing *b = calloc(1, sizeof(*b));
+
+	if (!b)
+		return NULL;
+	b->ents = res_build_entries(e, n);
+	if (!b->ents) {
+		free(b);
+		return NULL;
+	}
+	b->nents = n;
+	b->size = n ? b->ents[n - 1].off + b->ents[n - 1].len : 0;
+	b->readonly = readonly;
+	b->refs = 1;
+	STAT_ADD(backings, 1);
+	return b;
 }
 
-uint8_t *res_span(const struct gpu_resource *r, const struct guest_mem *gm,
+struct res_backing *res_backing_get(struct res_backing *b)
+{
+	b->refs++;
+	return b;
+}
+
+void res_backing_put(struct res_backing *b)
+{
+	if (!b || --b->refs)
+		return;
+	res_window_close(b);
+	free(b->ents);
+	free(b);
+	STAT_SUB(backings, 1);
+}
+
+bool res_backing_in_use(const struct res_backing *b)
+{
+	return b->refs > 1;
+}
+
+bool res_backed(struct res_backing *b, const struct guest_mem *gm)
+{
+	/* A resource may have millions of entries and a submit 256 ops
+	 * naming it: translate them once per table, not once per use. */
+	if (b->checked_gen != gm->gen) {
+		b->all_translate = true;
+		for (uint32_t i = 0; i < b->nents && b->all_translate; i++)
+			b->all_translate = gm_translate(gm, b->ents[i].gpa, b->ents[i].len) != NULL;
+		b->checked_gen = gm->gen;
+		STAT_ADD(backing_walks, 1);
+	}
+	return b->all_translate;
+}
+
+uint8_t *res_span(const struct res_backing *r, const struct guest_mem *gm,
 		  uint64_t off, uint64_t *avail)
 {
 	uint32_t lo = 0, hi = r->nents;
@@ -81,7 +126,7 @@ uint8_t *res_span(const struct gpu_resource *r, const struct guest_mem *gm,
 	return p + (off - e->off);
 }
 
-int res_read(const struct gpu_resource *r, const struct guest_mem *gm,
+int res_read(const struct res_backing *r, const struct guest_mem *gm,
 	     uint64_t off, void *buf, uint64_t n)
 {
 	uint8_t *d = buf;
@@ -101,7 +146,7 @@ int res_read(const struct gpu_resource *r, const struct guest_mem *gm,
 	return 0;
 }
 
-int res_write(const struct gpu_resource *r, const struct guest_mem *gm,
+int res_write(const struct res_backing *r, const struct guest_mem *gm,
 	      uint64_t off, const void *buf, uint64_t n)
 {
 	const uint8_t *s = buf;

@@ -29,6 +29,8 @@ void stats_print(FILE *f)
 	fprintf(f, "  fences           %llu\n", (unsigned long long)STAT_GET(fences));
 	fprintf(f, "  resources        %llu\n", (unsigned long long)STAT_GET(resources));
 	fprintf(f, "  resource_bytes   %llu\n", (unsigned long long)STAT_GET(resource_bytes));
+	fprintf(f, "  backings         %llu\n", (unsigned long long)STAT_GET(backings));
+	fprintf(f, "  backing_walks    %llu\n", (unsigned long long)STAT_GET(backing_walks));
 	fprintf(f, "  contexts         %llu\n", (unsigned long long)STAT_GET(contexts));
 	fprintf(f, "  bytes_mapped     %llu\n", (unsigned long long)STAT_GET(mapped_bytes));
 	fprintf(f, "  submits          %llu\n", (unsigned long long)STAT_GET(submits));

@@ -20,6 +20,8 @@ struct hostd_stats {
 	atomic_uint_fast64_t fences;
 	atomic_uint_fast64_t resources;     /* live */
 	atomic_uint_fast64_t resource_bytes;/* live, sum of sizes */
+	atomic_uint_fast64_t backings;      /* live: resources' pages, and those only jobs still use */
+	atomic_uint_fast64_t backing_walks; /* backings checked entry by entry (once per memory table) */
 	atomic_uint_fast64_t contexts;      /* live */
 	atomic_uint_fast64_t mapped_bytes;  /* guest RAM mapped now */
 	atomic_uint_fast64_t submits;

@@ -13,10 +13,12 @@
 
 #include "stats.h"
 
-/* One queued ring submit: the popped chain, answered by a worker. */
+/* One queued ring submit: the popped chain and the submit prepared from
+ * it in queue order; a worker runs it and answers the chain. */
 struct vdev_job {
 	struct vdev_job *next;
 	struct vq_elem e;
+	struct gpu_job *job;
 };
 
 /* The queue of one (context, ring); listed while it has work. */
@@ -40,6 +42,7 @@ int vdev_init(struct vdev *d, struct gpu_device *gpu)
 	pthread_cond_init(&d->work_cv, NULL);
 	pthread_cond_init(&d->idle_cv, NULL);
 	pthread_cond_init(&d->hold_cv, NULL);
+	pthread_cond_init(&d->done_cv, NULL);
 	gm_init(&d->mem);
 	for (unsigned i = 0; i < VDEV_NUM_QUEUES; i++)
 		vq_init(&d->vq[i]);
@@ -104,6 +107,7 @@ static void free_rings_locked(struct vdev *d)
 
 			r->head = j->next;
 			vq_elem_free(&j->e);
+			gpu_job_free(j->job);
 			free(j);
 			d->inflight--;
 		}
@@ -154,6 +158,7 @@ void vdev_destroy(struct vdev *d)
 	pthread_cond_destroy(&d->work_cv);
 	pthread_cond_destroy(&d->idle_cv);
 	pthread_cond_destroy(&d->hold_cv);
+	pthread_cond_destroy(&d->done_cv);
 	pthread_mutex_destroy(&d->lock);
 }
 
@@ -200,8 +205,21 @@ static bool ring_submit(const struct vq_elem *e, uint32_t *ctx, uint8_t *idx)
 	return true;
 }
 
-/* Queue a ring submit (lock held); false when out of memory (then it runs
- * inline). */
+static void ring_unlist(struct vdev *d, struct vdev_ring *r)
+{
+	struct vdev_ring **pp = &d->rings;
+
+	while (*pp != r)
+		pp = &(*pp)->next;
+	*pp = r->next;
+	free(r);
+}
+
+/*
+ * Queue a ring submit (lock held): prepared here, in queue order, so that
+ * it sees the device as the commands before it left it and none after;
+ * false when out of memory (then it runs inline).
+ */
 static bool ring_queue(struct vdev *d, struct vq_elem *e, uint32_t ctx, uint8_t idx)
 {
 	struct vdev_ring *r;
@@ -222,6 +240,13 @@ static bool ring_queue(struct vdev *d, struct vq_elem *e, uint32_t ctx, uint8_t 
 		r->next = d->rings;
 		d->rings = r;
 	}
+	j->job = gpu_device_prepare(d->gpu, &d->mem, e->out, e->out_len);
+	if (!j->job) {
+		if (!r->head)
+			ring_unlist(d, r);
+		free(j);
+		return false;
+	}
 	j->e = *e;
 	if (r->tail)
 		r->tail->next = j;
@@ -233,7 +258,9 @@ static bool ring_queue(struct vdev *d, struct vq_elem *e, uint32_t ctx, uint8_t 
 	return true;
 }
 
-/* Wait (lock held, released while waiting) until no ring work is left. */
+/* Wait (lock held, released while waiting) until no ring work is left:
+ * only for a ring submit that could not be queued (out of memory), which
+ * then runs inline without overtaking its ring. */
 static void ring_drain(struct vdev *d)
 {
 	while (d->inflight)
@@ -246,16 +273,6 @@ static struct vdev_ring *runnable(struct vdev *d)
 		if (!r->busy && r->head)
 			return r;
 	return NULL;
-}
-
-static void ring_unlist(struct vdev *d, struct vdev_ring *r)
-{
-	struct vdev_ring **pp = &d->rings;
-
-	while (*pp != r)
-		pp = &(*pp)->next;
-	*pp = r->next;
-	free(r);
 }
 
 static void *ring_worker(void *arg)
@@ -278,11 +295,11 @@ static void *ring_worker(void *arg)
 		r->busy = true;
 		run = !__atomic_load_n(&d->abort, __ATOMIC_RELAXED);
 		pthread_mutex_unlock(&d->lock);
-		/* Device state does not change while ring work is queued:
-		 * every other command waits for the rings to drain. */
+		/* Unlocked: the job was resolved when it was queued and holds
+		 * what it touches; the memory table does not change while
+		 * ring work is queued (vdev_lock() waits for it). */
 		if (run)
-			rl = gpu_device_execute(d->gpu, &d->mem, d->features, j->e.out,
-						j->e.out_len, resp);
+			rl = gpu_job_run(d->gpu, &d->mem, j->job, resp);
 		pthread_mutex_lock(&d->lock);
 		r->head = j->next;
 		if (!r->head)
@@ -292,7 +309,11 @@ static void *ring_worker(void *arg)
 			answer(&d->vq[VDEV_CONTROLQ], &j->e, resp, rl);
 		else
 			vq_elem_free(&j->e);
+		/* Its references go after its answer: a RESOURCE_UNREF
+		 * waiting for them is answered after this job's fence. */
+		gpu_job_free(j->job);
 		free(j);
+		pthread_cond_broadcast(&d->done_cv);
 		if (!r->head)
 			ring_unlist(d, r);
 		else
@@ -329,7 +350,17 @@ static bool process_queue(struct vdev *d, unsigned q)
 			continue;
 		if (!e.bad) {
 			if (q == VDEV_CONTROLQ) {
-				ring_drain(d);
+				/* A ring submit that could not be queued keeps
+				 * its ring's order the old way. */
+				if (d->nworkers && ring_submit(&e, &ctx, &idx))
+					ring_drain(d);
+				/* No other command waits for the rings, but
+				 * one that drops pages a queued or running
+				 * job uses (UNREF, DETACH_BACKING) waits for
+				 * those jobs: the guest may reuse the pages
+				 * once it is answered. */
+				while (d->nworkers && gpu_device_must_wait(d->gpu, e.out, e.out_len))
+					pthread_cond_wait(&d->done_cv, &d->lock);
 				rl = gpu_device_execute(d->gpu, &d->mem, d->features,
 							e.out, e.out_len, resp);
 			} else {

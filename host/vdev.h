@@ -4,19 +4,27 @@
  * memory, the two virtqueues, the queue thread that serves them, and the
  * ring workers.
  *
- * Rings: a SUBMIT_3D fenced with VIRTIO_GPU_FLAG_INFO_RING_IDX goes to the
- * queue of its (context, ring) and is answered by a ring worker; one ring's
- * submits run one after the other, in order, so its fences complete in
- * ring order, while different rings and contexts run at the same time.
- * Every other command (a submit without a ring included) first waits until
- * no ring work is queued or running, then runs on the queue thread: device
- * state (resources, contexts) only changes while no submit runs.
+ * Rings: a SUBMIT_3D fenced with VIRTIO_GPU_FLAG_INFO_RING_IDX is prepared
+ * by the queue thread when it pops it (decoded, validated, its resources
+ * resolved to backings it holds references on: gpu_device_prepare()), goes
+ * to the queue of its (context, ring) and is run and answered by a ring
+ * worker; one ring's submits run one after the other, in order, so its
+ * fences and status records come in ring order, a submit that failed
+ * validation included, while different rings and contexts run at the same
+ * time. Every other command runs on the queue thread at once, while ring
+ * work runs: device state (resources, contexts, id maps) changes under
+ * queued and running submits, which use only what they resolved. The one
+ * exception: an UNREF or DETACH_BACKING that drops a backing queued or
+ * running jobs still use waits (on done_cv) until those jobs are freed,
+ * since the guest may reuse the pages once it is answered.
  *
  * Locking: the socket thread changes memory and ring state only between
  * vdev_lock() and vdev_unlock(); vdev_lock() parks the queue thread and
- * waits until the ring work has drained, so memory is never unmapped under
- * a running command. The queue thread holds the lock while it processes
- * requests; ring workers hold it only to take a job and to answer.
+ * waits until the ring work has drained, so memory and windows never
+ * change under a queued or running job. The queue thread holds the lock
+ * while it processes requests (it releases it only while it waits for
+ * jobs); ring workers hold it only to take a job and to answer and free
+ * it. Backing references (resource.h) change only with the lock held.
  */
 #ifndef HOSTD_VDEV_H
 #define HOSTD_VDEV_H
@@ -53,6 +61,7 @@ struct vdev {
 	pthread_cond_t work_cv;     /* a ring job queued, or stop */
 	pthread_cond_t idle_cv;     /* ring work finished / queue thread idle */
 	pthread_cond_t hold_cv;     /* hold released */
+	pthread_cond_t done_cv;     /* a ring job freed (its references dropped) */
 	pthread_t workers[VDEV_RING_WORKERS];
 	unsigned nworkers;
 	struct vdev_ring *rings;    /* rings with queued or running work */

@@ -244,11 +244,11 @@ static void win_table_changed(struct gm_user *u, const struct guest_mem *gm)
 		win_map(w, gm);
 }
 
-uint32_t res_window_open(struct gpu_resource *r, const struct guest_mem *gm)
+uint32_t res_window_open(struct res_backing *b, const struct guest_mem *gm)
 {
 	struct res_window *w;
 
-	res_window_close(r);
+	res_window_close(b);
 	if (!win_enabled())
 		return WIN_OFF;
 	w = calloc(1, sizeof(*w));
@@ -257,30 +257,30 @@ uint32_t res_window_open(struct gpu_resource *r, const struct guest_mem *gm)
 		return WIN_MAPFAIL;
 	}
 	w->gm = gm;
-	w->ents = r->ents;
-	w->nents = r->nents;
-	w->size = r->size;
-	w->readonly = r->readonly;
+	w->ents = b->ents;
+	w->nents = b->nents;
+	w->size = b->size;
+	w->readonly = b->readonly;
 	w->user.table_changed = win_table_changed;
 	win_map(w, gm);
 	gm_user_add(gm, &w->user);
-	r->win = w;
+	b->win = w;
 	return w->reason;
 }
 
-void res_window_close(struct gpu_resource *r)
+void res_window_close(struct res_backing *b)
 {
-	struct res_window *w = r->win;
+	struct res_window *w = b->win;
 
 	if (!w)
 		return;
 	gm_user_del(w->gm, &w->user);
 	win_unmap(w);
 	free(w);
-	r->win = NULL;
+	b->win = NULL;
 }
 
-uint8_t *res_window_base(const struct gpu_resource *r)
+uint8_t *res_window_base(const struct res_backing *b)
 {
-	return r->win ? r->win->base : NULL;
+	return b->win ? b->win->base : NULL;
 }

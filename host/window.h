@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * window.h - the zero-copy window of a resource: its mem entries mapped
- * one after another, from the front-end's memory file, into one range of
- * the daemon's address space.
+ * window.h - the zero-copy window of a resource's backing: its mem
+ * entries mapped one after another, from the front-end's memory file, into
+ * one range of the daemon's address space.
  *
  * The window is what an API that wants one pointer and one length (an
  * OpenCL buffer over host memory) works on. It is the guest's own pages:
@@ -30,7 +30,7 @@
 
 #include "guest_mem.h"
 
-struct gpu_resource;
+struct res_backing;
 struct res_entry;
 
 /* Why a resource has no window (index of hostd_stats.win_fallback). */
@@ -49,7 +49,7 @@ enum win_reason {
 struct res_window {
 	struct gm_user user;
 	const struct guest_mem *gm;
-	const struct res_entry *ents;   /* the resource's, borrowed */
+	const struct res_entry *ents;   /* the backing's, borrowed */
 	uint32_t nents;
 	uint64_t size;
 	bool readonly;
@@ -74,16 +74,16 @@ uint64_t win_budget(void);
 uint64_t win_maps_in_use(void);
 
 /*
- * Build r's window over its entries (after ATTACH_BACKING or a blob with
- * entries). Never fails the command: without a window r->win->base is
- * NULL and the reason is counted. Returns r->win->reason, or WIN_OFF (and
- * builds nothing) while windows are not enabled.
+ * Build b's window over its entries (a new backing: ATTACH_BACKING or a
+ * blob with entries). Never fails the command: without a window
+ * b->win->base is NULL and the reason is counted. Returns b->win->reason,
+ * or WIN_OFF (and builds nothing) while windows are not enabled.
  */
-uint32_t res_window_open(struct gpu_resource *r, const struct guest_mem *gm);
-/* Unmap and free (UNREF, DETACH_BACKING, reset); NULL-safe. */
-void res_window_close(struct gpu_resource *r);
-/* Base of r's window, or NULL. */
-uint8_t *res_window_base(const struct gpu_resource *r);
+uint32_t res_window_open(struct res_backing *b, const struct guest_mem *gm);
+/* Unmap and free (the backing's last reference goes); NULL-safe. */
+void res_window_close(struct res_backing *b);
+/* Base of b's window, or NULL. */
+uint8_t *res_window_base(const struct res_backing *b);
 
 const char *win_reason_name(uint32_t reason);
 

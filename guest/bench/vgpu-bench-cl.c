@@ -54,7 +54,7 @@ static const char *prog = "vgpu-bench-cl";
 enum mem_kind { M_WINDOW, M_HOST, M_HUGE, M_COUNT };
 
 struct mem {
-	struct gpu_resource r;
+	struct res_backing r;    /* what the ops name */
 	struct res_window w;     /* host memories: a window that is the buffer */
 	struct res_entry ent;
 	uint8_t *p;
@@ -83,6 +83,7 @@ static void guest_res(struct mem *m, uint64_t size)
 	}
 	ram_next += size;
 	memset(&m->r, 0, sizeof(m->r));
+	m->r.refs = 1;
 	m->r.ents = res_build_entries(e, (uint32_t)n);
 	m->r.nents = (uint32_t)n;
 	m->r.size = size;

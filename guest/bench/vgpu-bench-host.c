@@ -51,6 +51,7 @@ struct host_ctx {
 	uint8_t *data, *copy, *out;
 	uint64_t max;
 	struct gpu_resource res[3];
+	struct res_backing bk[3];   /* the resources' pages */
 	struct res_entry one, *pages, outent;
 };
 
@@ -91,8 +92,11 @@ static int setup(struct host_ctx *c, uint64_t max, unsigned threads)
 		return -1;
 	}
 	c->outent = (struct res_entry){ .gpa = OUT_GPA, .off = 0, .len = PAGE };
+	c->bk[RES_OUT - 1] = (struct res_backing){
+		.refs = 1, .size = PAGE, .nents = 1, .ents = &c->outent,
+	};
 	c->res[RES_OUT - 1] = (struct gpu_resource){
-		.id = RES_OUT, .blob_mem = 1, .size = PAGE, .nents = 1, .ents = &c->outent,
+		.id = RES_OUT, .blob_mem = 1, .size = PAGE, .bk = &c->bk[RES_OUT - 1],
 	};
 	for (uint64_t i = 0; i < npages; i++)
 		c->pages[i] = (struct res_entry){
@@ -118,13 +122,20 @@ static void teardown(struct host_ctx *c)
 static void set_size(struct host_ctx *c, uint64_t size)
 {
 	c->one = (struct res_entry){ .gpa = DATA_GPA, .off = 0, .len = (uint32_t)size };
+	c->bk[RES_ONE - 1] = (struct res_backing){
+		.refs = 1, .size = size, .readonly = true, .nents = 1, .ents = &c->one,
+	};
 	c->res[RES_ONE - 1] = (struct gpu_resource){
-		.id = RES_ONE, .blob_mem = 1, .size = size, .nents = 1, .ents = &c->one,
-		.userptr = true, .readonly = true,
+		.id = RES_ONE, .blob_mem = 1, .size = size, .userptr = true, .readonly = true,
+		.bk = &c->bk[RES_ONE - 1],
+	};
+	c->bk[RES_PAGES - 1] = (struct res_backing){
+		.refs = 1, .size = size, .readonly = true, .nents = (uint32_t)(size / PAGE),
+		.ents = c->pages,
 	};
 	c->res[RES_PAGES - 1] = (struct gpu_resource){
-		.id = RES_PAGES, .blob_mem = 1, .size = size, .nents = (uint32_t)(size / PAGE),
-		.ents = c->pages, .userptr = true, .readonly = true,
+		.id = RES_PAGES, .blob_mem = 1, .size = size, .userptr = true, .readonly = true,
+		.bk = &c->bk[RES_PAGES - 1],
 	};
 }
 

@@ -503,7 +503,7 @@ static void *ct_thread(void *arg)
 		}
 		for (unsigned i = 0; i < sizeof(pat) / 4; i++)
 			pat[i] = v;
-		if (res_read(&c->res[1], c->gm, 0, &got, 8) || got != XXH64(pat, sizeof(pat), 0))
+		if (res_read(c->res[1].bk, c->gm, 0, &got, 8) || got != XXH64(pat, sizeof(pat), 0))
 			c->bad++;
 	}
 	return NULL;
@@ -533,11 +533,11 @@ static void test_concurrent_submits(void **state)
 				e[i].len = PG;
 			}
 			memset(r, 0, sizeof(*r));
-			r->ents = res_build_entries(e, 4);
-			r->nents = 4;
+			r->bk = res_backing_new(e, 4, false);
+			assert_non_null(r->bk);
 			r->size = 4 * PG;
-			res_window_open(r, &gm);
-			assert_non_null(res_window_base(r));
+			res_window_open(r->bk, &gm);
+			assert_non_null(res_window_base(r->bk));
 		}
 		c[t] = (struct ct){ F.eng, &gm, res[t], (uint32_t)t + 1, 0 };
 	}
@@ -548,10 +548,8 @@ static void test_concurrent_submits(void **state)
 		assert_int_equal(c[t].bad, 0);
 	}
 	for (int t = 0; t < CT_THREADS; t++)
-		for (int k = 0; k < 2; k++) {
-			res_window_close(&res[t][k]);
-			free(res[t][k].ents);
-		}
+		for (int k = 0; k < 2; k++)
+			res_backing_put(res[t][k].bk);
 	gm_clear(&gm);
 	close(fd);
 }
@@ -563,7 +561,7 @@ static void test_cl_map_is_window(void **state)
 {
 	struct gm_region_desc d = { 0x100000, 1u << 20, 0x100000, 0 };
 	struct gpu_mem_entry e[4];
-	struct gpu_resource r;
+	struct res_backing *r;
 	struct guest_mem gm;
 	cl_platform_id plat;
 	cl_device_id dev;
@@ -580,15 +578,13 @@ static void test_cl_map_is_window(void **state)
 	assert_int_equal(ftruncate(fd, 1u << 20), 0);
 	gm_init(&gm);
 	assert_int_equal(gm_set_table(&gm, &d, 1, &fd), 0);
-	memset(&r, 0, sizeof(r));
 	for (int i = 0; i < 4; i++) {
 		e[i].addr = 0x100000 + (uint64_t)(7 - 2 * i) * PG;
 		e[i].len = PG;
 	}
-	r.ents = res_build_entries(e, 4);
-	r.nents = 4;
-	r.size = 4 * PG;
-	assert_int_equal(res_window_open(&r, &gm), WIN_OK);
+	r = res_backing_new(e, 4, false);
+	assert_non_null(r);
+	assert_int_equal(res_window_open(r, &gm), WIN_OK);
 	assert_int_equal(clGetPlatformIDs(1, &plat, NULL), CL_SUCCESS);
 	assert_int_equal(clGetDeviceIDs(plat, CL_DEVICE_TYPE_ALL, 1, &dev, NULL), CL_SUCCESS);
 	assert_int_equal(clGetDeviceInfo(dev, CL_DEVICE_TYPE, sizeof(type), &type, NULL), CL_SUCCESS);
@@ -596,23 +592,22 @@ static void test_cl_map_is_window(void **state)
 	assert_non_null(ctx);
 	q = clCreateCommandQueue(ctx, dev, 0, &err);
 	assert_non_null(q);
-	m = clCreateBuffer(ctx, CL_MEM_USE_HOST_PTR | CL_MEM_READ_WRITE, r.size,
-			   res_window_base(&r), &err);
+	m = clCreateBuffer(ctx, CL_MEM_USE_HOST_PTR | CL_MEM_READ_WRITE, r->size,
+			   res_window_base(r), &err);
 	assert_non_null(m);
 	assert_int_equal(clGetMemObjectInfo(m, CL_MEM_HOST_PTR, sizeof(hp), &hp, NULL), CL_SUCCESS);
-	assert_ptr_equal(hp, res_window_base(&r));
+	assert_ptr_equal(hp, res_window_base(r));
 	p = clEnqueueMapBuffer(q, m, CL_TRUE, CL_MAP_READ | CL_MAP_WRITE, PG, 2 * PG, 0, NULL,
 			       NULL, &err);
 	assert_non_null(p);
 	if (type & CL_DEVICE_TYPE_CPU)   /* a discrete GPU may legitimately differ */
-		assert_ptr_equal(p, res_window_base(&r) + PG);
+		assert_ptr_equal(p, res_window_base(r) + PG);
 	assert_int_equal(clEnqueueUnmapMemObject(q, m, p, 0, NULL, NULL), CL_SUCCESS);
 	assert_int_equal(clFinish(q), CL_SUCCESS);
 	clReleaseMemObject(m);
 	clReleaseCommandQueue(q);
 	clReleaseContext(ctx);
-	res_window_close(&r);
-	free(r.ents);
+	res_backing_put(r);
 	gm_clear(&gm);
 	close(fd);
 }

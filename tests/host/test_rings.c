@@ -219,21 +219,32 @@ static void test_same_ring_keeps_order(void **state)
 	long_then_short(1, 0, false);
 }
 
-/* Submits without a ring, and other commands, wait for the rings. */
-static void test_no_ring_waits(void **state)
+/* A submit without a ring, like every command but a release of pages in
+ * use, does not wait for the rings: it runs on the queue thread while the
+ * ring work runs, and is answered first. */
+static void test_no_ring_does_not_wait(void **state)
 {
 	uint16_t base = F.ring[0].avail_idx;
-	struct posted l, s;
+	struct posted l[NLONG], s;
 
 	(void)state;
-	l = post_long(1, true, 3, 201, 0);
-	s = post_short(1, false, 0, 202, 1, 0x6);
+	memset(fe_ptr(&F, status_gpa), 0xcc, 4096);
+	for (unsigned i = 0; i < NLONG; i++)
+		l[i] = post_long(1, true, 3, 201 + i, i);
+	s = post_short(1, false, 0, 220, 9, 0x6);
 	fe_kick(&F, 0);
-	assert_int_equal(fe_wait_used(&F, 0, (uint16_t)(base + 2), 20000), 0);
-	assert_int_equal(used_id(base, 0), l.head);
-	assert_int_equal(used_id(base, 1), s.head);
+	assert_int_equal(fe_wait_used(&F, 0, (uint16_t)(base + 1), 20000), 0);
+	assert_int_equal(used_id(base, 0), s.head);
+	assert_int_equal(resp_of(&l[NLONG - 1]).type, 0xeeeeeeeeu);
 	assert_int_equal(resp_of(&s).type, VIRTIO_GPU_RESP_OK_NODATA);
 	assert_false(resp_of(&s).flags & VIRTIO_GPU_FLAG_INFO_RING_IDX);
+	assert_int_equal(small_word(1, 9), 0x6);
+	assert_int_equal(fe_wait_used(&F, 0, (uint16_t)(base + NLONG + 1), 60000), 0);
+	for (unsigned i = 0; i < NLONG; i++) {
+		assert_int_equal(used_id(base, 1 + i), l[i].head);
+		assert_int_equal(resp_of(&l[i]).type, VIRTIO_GPU_RESP_OK_NODATA);
+		assert_int_equal(status_result(i), VGPU_COMPUTE_OK);
+	}
 }
 
 /* A resource released right behind a ring submit that uses it: the
@@ -305,7 +316,7 @@ int main(void)
 		cmocka_unit_test(test_other_ring_not_delayed),
 		cmocka_unit_test(test_other_context_not_delayed),
 		cmocka_unit_test(test_same_ring_keeps_order),
-		cmocka_unit_test(test_no_ring_waits),
+		cmocka_unit_test(test_no_ring_does_not_wait),
 		cmocka_unit_test(test_unref_waits_for_ring),
 		cmocka_unit_test(test_many_rings_in_order),
 	};

@@ -133,7 +133,7 @@ static void test_res_span(void **state)
 	static uint8_t mem[3 * 4096];
 	struct guest_mem gm;
 	struct gpu_mem_entry e[3] = { { 0x2000, 10 }, { 0x0, 4096 }, { 0x1000, 7 } };
-	struct gpu_resource r;
+	struct res_backing *r;
 	uint64_t total, avail;
 	uint8_t buf[20];
 
@@ -142,28 +142,27 @@ static void test_res_span(void **state)
 	assert_int_equal(gm_add_host_region(&gm, 0, sizeof(mem), 0, mem), 0);
 	assert_int_equal(res_check_entries(&gm, e, 3, &total), 0);
 	assert_int_equal(total, 4113);
-	memset(&r, 0, sizeof(r));
-	r.size = total;
-	r.nents = 3;
-	r.ents = res_build_entries(e, 3);
-	assert_ptr_equal(res_span(&r, &gm, 0, &avail), mem + 0x2000);
+	r = res_backing_new(e, 3, false);
+	assert_non_null(r);
+	assert_int_equal(r->size, total);
+	assert_ptr_equal(res_span(r, &gm, 0, &avail), mem + 0x2000);
 	assert_int_equal(avail, 10);
-	assert_ptr_equal(res_span(&r, &gm, 12, &avail), mem + 2);
+	assert_ptr_equal(res_span(r, &gm, 12, &avail), mem + 2);
 	assert_int_equal(avail, 4094);
-	assert_ptr_equal(res_span(&r, &gm, 4106, &avail), mem + 0x1000);
+	assert_ptr_equal(res_span(r, &gm, 4106, &avail), mem + 0x1000);
 	assert_int_equal(avail, 7);
-	assert_null(res_span(&r, &gm, 4113, &avail));
+	assert_null(res_span(r, &gm, 4113, &avail));
 	for (int i = 0; i < 20; i++)
 		buf[i] = (uint8_t)i;
-	assert_int_equal(res_write(&r, &gm, 4100, buf, 13), 0);
+	assert_int_equal(res_write(r, &gm, 4100, buf, 13), 0);
 	assert_int_equal(mem[4094], 4);
 	assert_int_equal(mem[4095], 5);
 	assert_int_equal(mem[0x1000], 6);
 	assert_int_equal(mem[0x1006], 12);
-	assert_int_equal(res_write(&r, &gm, 4100, buf, 14), -1);
+	assert_int_equal(res_write(r, &gm, 4100, buf, 14), -1);
 	e[2].addr = 0x3000;
 	assert_int_equal(res_check_entries(&gm, e, 3, &total), -1);
-	free(r.ents);
+	res_backing_put(r);
 }
 
 static void test_idmap(void **state)

@@ -66,14 +66,13 @@ static void env_fini(struct env *e)
 	close(e->fd);
 }
 
-/* A resource over entries (gpa, len). */
-static void res_init(struct gpu_resource *r, const struct gpu_mem_entry *ents, uint32_t n,
+/* A resource's backing over entries (gpa, len). */
+static void res_init(struct res_backing *r, const struct gpu_mem_entry *ents, uint32_t n,
 		     bool readonly)
 {
 	memset(r, 0, sizeof(*r));
-	r->id = 1;
+	r->refs = 1;
 	r->readonly = readonly;
-	r->userptr = true;
 	r->ents = res_build_entries(ents, n);
 	assert_non_null(r->ents);
 	r->nents = n;
@@ -81,7 +80,7 @@ static void res_init(struct gpu_resource *r, const struct gpu_mem_entry *ents, u
 		r->size += ents[i].len;
 }
 
-static void res_fini(struct gpu_resource *r)
+static void res_fini(struct res_backing *r)
 {
 	res_window_close(r);
 	free(r->ents);
@@ -100,7 +99,7 @@ static uint32_t scattered(struct gpu_mem_entry *e, uint32_t n)
 static void test_alias(void **state)
 {
 	struct gpu_mem_entry e[16];
-	struct gpu_resource r;
+	struct res_backing r;
 	struct env env;
 	uint64_t live0 = STAT_GET(win_live), avail;
 	uint8_t *w;
@@ -132,7 +131,7 @@ static void test_alias(void **state)
 static void test_merge_runs(void **state)
 {
 	struct gpu_mem_entry e[8];
-	struct gpu_resource r;
+	struct res_backing r;
 	struct env env;
 
 	(void)state;
@@ -153,7 +152,7 @@ static void test_merge_runs(void **state)
 static void test_rdonly_is_prot_read(void **state)
 {
 	struct gpu_mem_entry e[4];
-	struct gpu_resource r;
+	struct res_backing r;
 	struct env env;
 	int status;
 	pid_t pid;
@@ -183,7 +182,7 @@ static void test_new_table_and_clear(void **state)
 {
 	struct gm_region_desc d[1] = { { GPA_A, 4u << 20, GPA_A, 1u << 20 } };
 	struct gpu_mem_entry e[4];
-	struct gpu_resource r;
+	struct res_backing r;
 	struct env env;
 	uint64_t maps0 = win_maps_in_use();
 	int fds[1];
@@ -227,7 +226,7 @@ static void test_new_table_and_clear(void **state)
 static void test_budget(void **state)
 {
 	struct gpu_mem_entry e[16], f[2];
-	struct gpu_resource r, s, t;
+	struct res_backing r, s, t;
 	struct env env;
 	uint64_t old = win_budget(), fb0 = STAT_GET(win_fallback[WIN_BUDGET]), avail;
 
@@ -263,7 +262,7 @@ static void test_unaligned_and_nofile(void **state)
 	struct gpu_mem_entry g[1] = { { GPA_A + 0x800, PG } };
 	static uint8_t host[4 * PG];
 	struct gpu_mem_entry h[1] = { { 0x9000000, PG } };
-	struct gpu_resource r;
+	struct res_backing r;
 	struct guest_mem gm;
 	struct env env;
 
@@ -294,7 +293,7 @@ static void test_unaligned_and_nofile(void **state)
 static void test_unsealed_shrunk(void **state)
 {
 	struct gpu_mem_entry e[1] = { { GPA_B + (1u << 20), PG } };  /* file offset 5 MiB */
-	struct gpu_resource r;
+	struct res_backing r;
 	struct env env;
 	uint64_t sealed0 = STAT_GET(regions_sealed);
 
@@ -313,7 +312,7 @@ static void test_unsealed_shrunk(void **state)
 static void test_sealed(void **state)
 {
 	struct gpu_mem_entry e[1] = { { GPA_B + (1u << 20), PG } };
-	struct gpu_resource r;
+	struct res_backing r;
 	struct env env;
 	uint64_t sealed0 = STAT_GET(regions_sealed);
 
@@ -505,7 +504,7 @@ static void test_device_hostile_budget(void **state)
 static void test_disabled(void **state)
 {
 	struct gpu_mem_entry e[2];
-	struct gpu_resource r;
+	struct res_backing r;
 	struct env env;
 	uint64_t live0 = STAT_GET(win_live);
 
