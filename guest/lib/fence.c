@@ -264,6 +264,24 @@ void vgpu_reap_locked(struct vgpu_device *dev)
 			retire_locked(fs[i], true);
 }
 
+/*
+ * Retire every pending submit whose status record is written. Called once a
+ * wait has retired one: a ring runs in order, so the submits before it on
+ * its ring are done too, and their copy-backs must reach the caller's memory
+ * now, not at some later libvgpu call (a runtime that waits for the last
+ * submit of a ring reads what all of them wrote).
+ */
+static void retire_written_locked(struct vgpu_device *dev)
+{
+	struct vgpu_fence *f = dev->pending, *next;
+
+	for (; f; f = next) {
+		next = f->next;
+		if (!f->retired && status_written(f))
+			retire_locked(f, true);
+	}
+}
+
 int vgpu_wait_retire_locked(struct vgpu_fence *f, int64_t deadline)
 {
 	struct vgpu_device *dev = f->dev;
@@ -274,14 +292,17 @@ int vgpu_wait_retire_locked(struct vgpu_fence *f, int64_t deadline)
 		return 0;
 	if (status_written(f)) {
 		retire_locked(f, true);
+		retire_written_locked(dev);
 		return 0;
 	}
 	f->refs++;
 	pthread_mutex_unlock(&dev->lock);
 	r = poll_until(&pfd, 1, deadline);
 	pthread_mutex_lock(&dev->lock);
-	if (r > 0)
+	if (r > 0) {
 		retire_signalled_locked(f);
+		retire_written_locked(dev);
+	}
 	vgpu_fence_unref_locked(f);
 	return r > 0 ? 0 : r == 0 ? -ETIMEDOUT : r;
 }
@@ -437,8 +458,10 @@ static bool try_retire(struct vgpu_fence *f)
 	if (!f->retired) {
 		struct pollfd pfd = { .fd = f->fd, .events = POLLIN };
 
-		if (status_written(f) || (poll(&pfd, 1, 0) > 0 && (pfd.revents & POLLIN)))
+		if (status_written(f) || (poll(&pfd, 1, 0) > 0 && (pfd.revents & POLLIN))) {
 			retire_signalled_locked(f);
+			retire_written_locked(dev);
+		}
 	}
 	done = f->retired;
 	pthread_mutex_unlock(&dev->lock);

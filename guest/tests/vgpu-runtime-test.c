@@ -714,6 +714,55 @@ static void test_fences(void)
 	munmap(s, page);
 }
 
+/*
+ * Waiting for the last submit of a ring brings what the earlier ones wrote
+ * into the caller's memory too, on the copy path: the ring ran them in
+ * order, and a runtime that dropped their fences reads their results.
+ * Once after the device is certainly done (the wait sees a written status
+ * record and makes no system call), once while it still runs.
+ */
+static void ring_copyback_case(bool settle)
+{
+	const unsigned int n = 8;
+	struct kbuf k;
+	struct vgpu_fence *f = NULL;
+	unsigned int good = 0;
+	int err = -1;
+
+	if (!kbuf_make(&k, K_COPY, n * page, 0, 0))
+		return;
+	memset(k.mem, 0, n * page);
+	for (unsigned int i = 0; i < n; i++) {
+		struct vgpu_submit_info si = { .struct_size = sizeof(si), .ring = 1 };
+		struct vgpu_batch *b = new_batch();
+
+		vgpu_fence_destroy(f);
+		f = NULL;
+		vgpu_batch_fill(b, k.buf, (uint64_t)i * page, page, 0x100u + i);
+		if (vgpu_batch_submit_async(b, &si, &f))
+			tap_diag("submit %u: %s", i, vgpu_error_detail());
+		vgpu_batch_destroy(b);
+	}
+	if (settle)
+		usleep(300 * 1000);
+	if (f)
+		err = vgpu_fence_wait(f, 10000, NULL);
+	for (unsigned int i = 0; i < n; i++)
+		good += rd64(k.mem + (size_t)i * page + page - 8) ==
+			((uint64_t)(0x100u + i) << 32 | (0x100u + i));
+	tap_ok(!err && good == n, "copy path, %u submits on one ring, fences dropped but the "
+	       "last, waited for %s: all %u results in memory (%u, %d)", n,
+	       settle ? "once done" : "at once", n, good, err);
+	vgpu_fence_destroy(f);
+	kbuf_free(&k);
+}
+
+static void test_ring_copyback(void)
+{
+	ring_copyback_case(true);
+	ring_copyback_case(false);
+}
+
 /* ---- structs of an older, smaller size ---- */
 
 static void test_struct_sizes(void)
@@ -778,6 +827,7 @@ int main(void)
 	test_batch_refs();
 	test_cache();
 	test_fences();
+	test_ring_copyback();
 	test_struct_sizes();
 	vgpu_close(dev);
 	return tap_done();

@@ -502,7 +502,8 @@ struct vgpu_submit_info {
  * same ring cost nothing.
  *
  * Copy-path buffers are copied in at submit, and copied back when the fence
- * retires. So that this never reorders memory, a submit first retires every
+ * retires; a wait that retires one fence retires every submit the device
+ * has finished, so waiting for the last submit of a ring is enough. So that this never reorders memory, a submit first retires every
  * earlier submit still in flight that it would otherwise race with, by
  * address range (not by buffer object: two registrations may share
  * memory): one whose copy-back is due over memory this submit uses, and one
