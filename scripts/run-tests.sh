@@ -200,11 +200,14 @@ lane_b() {
 		# guest: docs/guest.md, Tests); the guest library's own tests
 		# under TSan run in the x86_64 guest (lane A).
 		# What it builds: every test of the suite 'threads' (read from
-		# meson, so that a new test cannot be left out) and the
+		# meson, so that a new test cannot be left out; build.ninja first,
+		# since meson configure alone leaves the introspection data of
+		# the options before) and the
 		# vgpu-async-test that qemu-e2e runs under TSan.
 		if build tsan bash -c '{ [ -f build/meson-tsan/build.ninja ] ||
 			CC=clang meson setup build/meson-tsan -Db_sanitize=thread -Db_lundef=false; } &&
 			meson configure build/meson-tsan -Dguest=true -Dkernel_headers="$1/build/uapi/include" &&
+			ninja -C build/meson-tsan build.ninja >/dev/null &&
 			targets=$(meson introspect build/meson-tsan --tests | python3 -c "
 import json, os, sys
 for t in json.load(sys.stdin):
