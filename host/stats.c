@@ -42,6 +42,8 @@ void stats_print(FILE *f)
 	for (unsigned i = 1; i < WIN_NREASONS; i++)
 		fprintf(f, "  no_window_%-9s %llu\n", win_reason_name(i),
 			(unsigned long long)STAT_GET(win_fallback[i]));
+	fprintf(f, "  op_timeouts      %llu\n", (unsigned long long)STAT_GET(op_timeouts));
+	fprintf(f, "  op_aborts        %llu\n", (unsigned long long)STAT_GET(op_aborts));
 	fprintf(f, "  cl_copied_bytes  %llu\n", (unsigned long long)STAT_GET(cl_copied_bytes));
 	fprintf(f, "  cl_zero_copy_maps %llu\n", (unsigned long long)STAT_GET(cl_zero_copy_maps));
 	fprintf(f, "  cl_no_window     %llu\n", (unsigned long long)STAT_GET(cl_nowindow));

@@ -31,6 +31,8 @@ struct hostd_stats {
 	atomic_uint_fast64_t win_maps;      /* mappings they hold (budgeted) */
 	atomic_uint_fast64_t win_bytes;
 	atomic_uint_fast64_t win_fallback[7]; /* resources left without a window, by enum win_reason */
+	atomic_uint_fast64_t op_timeouts;   /* ops stopped at their time budget (E_TIMEOUT) */
+	atomic_uint_fast64_t op_aborts;     /* ops stopped because the device stopped */
 	atomic_uint_fast64_t cl_copied_bytes; /* bytes the OpenCL runtime copied instead of using the window */
 	atomic_uint_fast64_t cl_zero_copy_maps; /* maps that returned the window itself */
 	atomic_uint_fast64_t cl_nowindow;   /* submits refused: an op's resource had no window */
