@@ -66,6 +66,11 @@ void engine_set_thread_abort(const bool *flag)
 	thread_abort = flag;
 }
 
+bool engine_zero_copy(const struct engine *e)
+{
+	return e->be->zero_copy;
+}
+
 void engine_free(struct engine *e)
 {
 	if (!e)

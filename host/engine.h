@@ -45,6 +45,9 @@ void engine_free(struct engine *e);
 /* The backend in use (enum vgpu_compute_backend) and its name. */
 uint32_t engine_backend_id(const struct engine *e);
 const char *engine_backend_name(const struct engine *e);
+/* Whether the ops work on the guest's pages themselves (the CPU backend
+ * always; OpenCL when its device passed the zero-copy gate at start). */
+bool engine_zero_copy(const struct engine *e);
 
 /*
  * Every op runs under a time budget: it gets the deadline now + ns when it

@@ -59,6 +59,9 @@ struct engine_backend {
 	const char *name;
 	uint32_t id;              /* enum vgpu_compute_backend */
 	uint32_t num_threads;     /* reported in the caps */
+	/* The ops work on the guest's pages themselves: always on the CPU;
+	 * on OpenCL when the device passed the start-up gate. */
+	bool zero_copy;
 	/* Can this validated op run here? VGPU_COMPUTE_OK or a result code.
 	 * Called for every op before any op runs. NULL: always. */
 	uint32_t (*check)(struct engine_backend *b, const struct guest_mem *gm,

@@ -478,6 +478,7 @@ struct engine_backend *engine_cpu_new(unsigned nthreads)
 	cb->b.name = "cpu";
 	cb->b.id = VGPU_BACKEND_CPU;
 	cb->b.num_threads = pool_threads(cb->pool);
+	cb->b.zero_copy = true;
 	cb->b.run = cpu_run;
 	cb->b.destroy = cpu_destroy;
 	return &cb->b;
