@@ -3,6 +3,7 @@
 #include "engine.h"
 
 #include <endian.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,7 +13,11 @@
 
 struct engine {
 	struct engine_backend *be;
+	atomic_uint_fast64_t op_budget_ns;    /* 0: none */
 };
+
+/* The abort flag of the device this thread runs submits for. */
+static _Thread_local const bool *thread_abort;
 
 struct engine *engine_new(unsigned nthreads)
 {
@@ -42,7 +47,28 @@ struct engine *engine_new_backend(unsigned nthreads, uint32_t backend)
 		free(e);
 		return NULL;
 	}
+	atomic_init(&e->op_budget_ns, ENGINE_DEFAULT_OP_BUDGET_NS);
 	return e;
+}
+
+void engine_set_op_budget(struct engine *e, uint64_t ns)
+{
+	atomic_store_explicit(&e->op_budget_ns, ns, memory_order_relaxed);
+}
+
+uint64_t engine_op_budget(const struct engine *e)
+{
+	return atomic_load_explicit(&e->op_budget_ns, memory_order_relaxed);
+}
+
+void engine_set_thread_abort(const bool *flag)
+{
+	thread_abort = flag;
+}
+
+bool engine_zero_copy(const struct engine *e)
+{
+	return e->be->zero_copy;
 }
 
 void engine_free(struct engine *e)
@@ -95,6 +121,8 @@ const char *engine_result_name(uint32_t r)
 		"E_NOWINDOW", "E_DEVICE",
 	};
 
+	if (r == VGPU_COMPUTE_E_TIMEOUT)
+		return "E_TIMEOUT";
 	return r < sizeof(n) / sizeof(n[0]) ? n[r] : "?";
 }
 
@@ -354,16 +382,30 @@ int engine_run(struct engine *e, const struct guest_mem *gm, struct engine_job *
 		return -1;
 	}
 	for (uint32_t i = 0; i < j->num_ops; i++) {
-		const struct vop *op = &j->ops[i];
+		struct vop *op = &j->ops[i];
 		uint32_t rc = VGPU_COMPUTE_OK;
 
 		STAT_ADD(op_count[op->opcode], 1);
 		STAT_ADD(op_bytes[op->opcode], op->len);
-		if (op->opcode != VGPU_OP_NOP)
-			rc = e->be->run(e->be, gm, op);
+		if (op->opcode != VGPU_OP_NOP) {
+			uint64_t budget = engine_op_budget(e);
+
+			/* Each op its own budget, from when it starts; the
+			 * backend checks it, and the abort flag, as it goes. */
+			op->deadline = budget ? vop_now_ns() + budget : 0;
+			op->abort = thread_abort;
+			rc = vop_stop(op);
+			if (rc == VGPU_COMPUTE_OK)
+				rc = e->be->run(e->be, gm, op);
+			if (rc == VGPU_COMPUTE_E_TIMEOUT)
+				STAT_ADD(op_timeouts, 1);
+			else if (rc && thread_abort && __atomic_load_n(thread_abort, __ATOMIC_RELAXED))
+				STAT_ADD(op_aborts, 1);
+		}
 		if (rc) {
-			/* The device failed mid-submit: the ops before this
-			 * one stay done, and the status record says so. */
+			/* The device failed or stopped mid-submit, or the op
+			 * ran out of time: the ops before this one stay done,
+			 * and the status record says so. */
 			res->result = rc;
 			res->op_index = i;
 			write_status(gm, j->status, j->status_off, res);

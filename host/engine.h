@@ -45,6 +45,27 @@ void engine_free(struct engine *e);
 /* The backend in use (enum vgpu_compute_backend) and its name. */
 uint32_t engine_backend_id(const struct engine *e);
 const char *engine_backend_name(const struct engine *e);
+/* Whether the ops work on the guest's pages themselves (the CPU backend
+ * always; OpenCL when its device passed the zero-copy gate at start). */
+bool engine_zero_copy(const struct engine *e);
+
+/*
+ * Every op runs under a time budget: it gets the deadline now + ns when it
+ * starts, and stops with VGPU_COMPUTE_E_TIMEOUT once it is passed; the
+ * submit then ends there (op_index that op). 0: no budget. Default
+ * ENGINE_DEFAULT_OP_BUDGET_NS. Any thread; ops that start later see it.
+ */
+#define ENGINE_DEFAULT_OP_BUDGET_NS (60ull * 1000000000ull)
+void engine_set_op_budget(struct engine *e, uint64_t ns);
+uint64_t engine_op_budget(const struct engine *e);
+/*
+ * The abort flag of the device the calling thread works for (NULL: none):
+ * engine_run on this thread hands it to every op, which stops with
+ * VGPU_COMPUTE_E_DEVICE soon after it is set (set without a lock, read
+ * with __atomic_load_n). Each queue thread and ring worker sets its own.
+ */
+void engine_set_thread_abort(const bool *flag);
+
 /* The caps of capset version `version` (little-endian, in *caps); returns
  * the size of that version's layout, or 0 for a version not served. */
 size_t engine_caps(const struct engine *e, uint32_t version, struct vgpu_compute_caps *caps);

@@ -13,7 +13,9 @@
 #ifndef HOSTD_ENGINE_BACKEND_H
 #define HOSTD_ENGINE_BACKEND_H
 
+#include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "guest_mem.h"
 #include "resource.h"
@@ -27,18 +29,45 @@ struct vop {
 	/* SGEMM */
 	uint32_t m, n, k, lda, ldb, ldc;
 	uint64_t b_off;
+	/* Set by engine_run for each op, just before it runs. The backend
+	 * checks both (vop_stop()) between pieces of the op, each bounded,
+	 * and stops early: E_TIMEOUT past the deadline, E_DEVICE once the
+	 * device stops. What the op wrote so far is then unspecified. */
+	uint64_t deadline;        /* CLOCK_MONOTONIC ns; 0: none */
+	const bool *abort;        /* set without a lock when the device stops; NULL: none */
 };
+
+static inline uint64_t vop_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* VGPU_COMPUTE_OK while op may go on; else why it must stop now. */
+static inline uint32_t vop_stop(const struct vop *op)
+{
+	if (op->abort && __atomic_load_n(op->abort, __ATOMIC_RELAXED))
+		return VGPU_COMPUTE_E_DEVICE;
+	if (op->deadline && vop_now_ns() >= op->deadline)
+		return VGPU_COMPUTE_E_TIMEOUT;
+	return VGPU_COMPUTE_OK;
+}
 
 struct engine_backend {
 	const char *name;
 	uint32_t id;              /* enum vgpu_compute_backend */
 	uint32_t num_threads;     /* reported in the caps */
+	/* The ops work on the guest's pages themselves: always on the CPU;
+	 * on OpenCL when the device passed the start-up gate. */
+	bool zero_copy;
 	/* Can this validated op run here? VGPU_COMPUTE_OK or a result code.
 	 * Called for every op before any op runs. NULL: always. */
 	uint32_t (*check)(struct engine_backend *b, const struct guest_mem *gm,
 			  const struct vop *op);
-	/* Run one op; VGPU_COMPUTE_OK or a result code (E_DEVICE). May be
-	 * called from several threads at once. */
+	/* Run one op; VGPU_COMPUTE_OK or a result code (E_DEVICE, E_TIMEOUT).
+	 * May be called from several threads at once. */
 	uint32_t (*run)(struct engine_backend *b, const struct guest_mem *gm,
 			const struct vop *op);
 	void (*destroy)(struct engine_backend *b);

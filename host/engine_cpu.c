@@ -3,10 +3,18 @@
  * engine_cpu.c - the CPU backend: C loops on the engine's worker threads.
  * Every access goes through res_span: one contiguous span when the
  * backing has a zero-copy window, entry by entry when it has none.
+ *
+ * Bounded work: every op checks its deadline and the device's abort flag
+ * (vop_stop()) between pieces of bounded size: a 256 KiB chunk (COPY,
+ * FILL, SAXPY, REDUCE_F32), a row of C (SGEMM), CPU_SEQ_CHECK_BYTES of
+ * input (CHECKSUM and SUM_F32, which are sequential). Once one piece sees
+ * it must stop, the others skip what is left and the op returns the
+ * reason; the result it would have written is not written.
  */
 #include "engine_backend.h"
 
 #include <endian.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #define XXH_STATIC_LINKING_ONLY   /* XXH64_state_t on the stack */
@@ -21,11 +29,32 @@ struct cpu_backend {
 	struct pool *pool;
 };
 
+/* Sequential ops look at the clock after this many bytes. */
+#define CPU_SEQ_CHECK_BYTES (4u << 20)
+
+/*
+ * Whether the op must stop: *stopped is the first reason any piece found
+ * (0: none yet), shared by the pieces of one op on every thread.
+ */
+static bool must_stop(const struct vop *op, atomic_uint *stopped)
+{
+	unsigned why = atomic_load_explicit(stopped, memory_order_relaxed), none = 0;
+
+	if (why)
+		return true;
+	why = vop_stop(op);
+	if (!why)
+		return false;
+	atomic_compare_exchange_strong(stopped, &none, why);
+	return true;
+}
+
 /* ---- execution: every access through res_span (entry by entry) ---- */
 
 struct job {
 	const struct guest_mem *gm;
 	const struct vop *op;
+	atomic_uint stopped;
 	uint8_t pat[4096 + 4];
 };
 
@@ -63,6 +92,8 @@ static void copy_chunk(void *arg, size_t i)
 	const struct vop *op = j->op;
 	uint64_t pos, n = chunk_range(op, i, &pos);
 
+	if (must_stop(op, &j->stopped))
+		return;
 	while (n) {
 		uint8_t *s, *d;
 		uint64_t k = span_pair(j, pos, n, &s, &d);
@@ -81,6 +112,8 @@ static void fill_chunk(void *arg, size_t i)
 	const struct vop *op = j->op;
 	uint64_t pos, n = chunk_range(op, i, &pos);
 
+	if (must_stop(op, &j->stopped))
+		return;
 	while (n) {
 		uint64_t da, k;
 		uint8_t *d = res_span(op->dst, j->gm, op->dst_off + pos, &da);
@@ -145,6 +178,8 @@ static void saxpy_chunk(void *arg, size_t i)
 	float a = f32_of(op->arg0);
 	uint64_t pos, n = chunk_range(op, i, &pos);
 
+	if (must_stop(op, &j->stopped))
+		return;
 	while (n) {
 		uint8_t *s, *d;
 		uint64_t k = span_pair(j, pos, n, &s, &d);
@@ -172,24 +207,30 @@ static void saxpy_chunk(void *arg, size_t i)
 	}
 }
 
-static void run_sum(const struct guest_mem *gm, const struct vop *op)
+static uint32_t run_sum(const struct guest_mem *gm, const struct vop *op)
 {
 	double acc = 0.0;
 	uint64_t pos = 0, n = op->len, bits;
+	atomic_uint stopped = 0;
 
 	/* One thread, index order: the result does not depend on --threads. */
 	while (n) {
 		uint64_t sa, k;
-		uint8_t *s = res_span(op->src, gm, op->src_off + pos, &sa);
+		uint8_t *s;
 
+		if (must_stop(op, &stopped))
+			return stopped;
+		s = res_span(op->src, gm, op->src_off + pos, &sa);
 		if (!s)
-			return;
+			return VGPU_COMPUTE_OK;
+		if (sa > CPU_SEQ_CHECK_BYTES)
+			sa = CPU_SEQ_CHECK_BYTES;
 		k = (n < sa ? n : sa) & ~(uint64_t)3;
 		if (k == 0) {
 			uint8_t xb[4];
 
 			if (res_read(op->src, gm, op->src_off + pos, xb, 4))
-				return;
+				return VGPU_COMPUTE_OK;
 			acc += (double)ld_f32(xb);
 			k = 4;
 		} else {
@@ -202,20 +243,27 @@ static void run_sum(const struct guest_mem *gm, const struct vop *op)
 	memcpy(&bits, &acc, 8);
 	bits = htole64(bits);
 	res_write(op->dst, gm, op->dst_off, &bits, 8);
+	return VGPU_COMPUTE_OK;
 }
 
-static void run_checksum(const struct guest_mem *gm, const struct vop *op)
+static uint32_t run_checksum(const struct guest_mem *gm, const struct vop *op)
 {
 	XXH64_state_t state, *st = &state;
 	uint64_t pos = 0, n = op->len, h;
+	atomic_uint stopped = 0;
 
 	XXH64_reset(st, op->arg0);
 	while (n) {
 		uint64_t sa, k;
-		uint8_t *s = res_span(op->src, gm, op->src_off + pos, &sa);
+		uint8_t *s;
 
+		if (must_stop(op, &stopped))
+			return stopped;
+		s = res_span(op->src, gm, op->src_off + pos, &sa);
 		if (!s)
 			break;
+		if (sa > CPU_SEQ_CHECK_BYTES)
+			sa = CPU_SEQ_CHECK_BYTES;
 		k = n < sa ? n : sa;
 		XXH64_update(st, s, (size_t)k);
 		pos += k;
@@ -223,6 +271,7 @@ static void run_checksum(const struct guest_mem *gm, const struct vop *op)
 	}
 	h = htole64(XXH64_digest(st));
 	res_write(op->dst, gm, op->dst_off, &h, 8);
+	return VGPU_COMPUTE_OK;
 }
 
 /* ---- version 2 ops ---- */
@@ -246,6 +295,7 @@ struct gemm_job {
 	const struct guest_mem *gm;
 	const struct vop *op;
 	uint32_t rows_per;
+	atomic_uint stopped;
 };
 
 /* C rows [i0, i1): acc[j] += A[i][k] * B[k][j] in k order for every j
@@ -262,7 +312,7 @@ static void gemm_chunk(void *arg, size_t c)
 		i1 = op->m;
 	if (!acc || !ta || !tb)
 		goto out;  /* the row stays as it was: cannot happen in practice */
-	for (uint32_t i = i0; i < i1; i++) {
+	for (uint32_t i = i0; i < i1 && !must_stop(op, &j->stopped); i++) {
 		const float *a = f32_view(op->src, j->gm, op->src_off + (uint64_t)i * op->lda * 4,
 					  (uint64_t)op->k * 4, ta);
 
@@ -288,7 +338,7 @@ out:
 	free(tb);
 }
 
-static void run_sgemm(struct cpu_backend *cb, const struct guest_mem *gm, const struct vop *op)
+static uint32_t run_sgemm(struct cpu_backend *cb, const struct guest_mem *gm, const struct vop *op)
 {
 	struct gemm_job j = { .gm = gm, .op = op };
 	unsigned nt = pool_threads(cb->pool);
@@ -297,12 +347,14 @@ static void run_sgemm(struct cpu_backend *cb, const struct guest_mem *gm, const 
 	if (j.rows_per == 0)
 		j.rows_per = 1;
 	pool_run(cb->pool, gemm_chunk, &j, (op->m + j.rows_per - 1) / j.rows_per);
+	return atomic_load(&j.stopped);
 }
 
 struct reduce_job {
 	const struct guest_mem *gm;
 	const struct vop *op;
 	double *part;
+	atomic_uint stopped;
 };
 
 static void reduce_chunk(void *arg, size_t i)
@@ -314,6 +366,8 @@ static void reduce_chunk(void *arg, size_t i)
 
 	if (n > ENGINE_CHUNK_BYTES)
 		n = ENGINE_CHUNK_BYTES;
+	if (must_stop(op, &j->stopped))
+		return;
 	for (pos = s; n;) {
 		uint64_t sa, k;
 		uint8_t *p = res_span(op->src, j->gm, op->src_off + pos, &sa);
@@ -339,7 +393,8 @@ static void reduce_chunk(void *arg, size_t i)
 }
 
 /* Partial sums of 256 KiB chunks on the workers, added in chunk order. */
-static void run_reduce(struct cpu_backend *cb, const struct guest_mem *gm, const struct vop *op)
+static uint32_t run_reduce(struct cpu_backend *cb, const struct guest_mem *gm,
+			   const struct vop *op)
 {
 	size_t nchunks = (size_t)((op->len + ENGINE_CHUNK_BYTES - 1) / ENGINE_CHUNK_BYTES);
 	struct reduce_job j = { .gm = gm, .op = op };
@@ -348,14 +403,19 @@ static void run_reduce(struct cpu_backend *cb, const struct guest_mem *gm, const
 
 	j.part = calloc(nchunks ? nchunks : 1, sizeof(double));
 	if (!j.part)
-		return;
+		return VGPU_COMPUTE_OK;
 	pool_run(cb->pool, reduce_chunk, &j, nchunks);
+	if (atomic_load(&j.stopped)) {
+		free(j.part);
+		return atomic_load(&j.stopped);
+	}
 	for (size_t i = 0; i < nchunks; i++)
 		acc += j.part[i];
 	free(j.part);
 	memcpy(&bits, &acc, 8);
 	bits = htole64(bits);
 	res_write(op->dst, gm, op->dst_off, &bits, 8);
+	return VGPU_COMPUTE_OK;
 }
 
 static uint32_t cpu_run(struct engine_backend *b, const struct guest_mem *gm,
@@ -365,6 +425,7 @@ static uint32_t cpu_run(struct engine_backend *b, const struct guest_mem *gm,
 	struct job j = { .gm = gm, .op = op };
 	size_t nchunks = (size_t)((op->len + ENGINE_CHUNK_BYTES - 1) / ENGINE_CHUNK_BYTES);
 
+	atomic_init(&j.stopped, 0);
 	switch (op->opcode) {
 	case VGPU_OP_NOP:
 		break;
@@ -383,19 +444,15 @@ static uint32_t cpu_run(struct engine_backend *b, const struct guest_mem *gm,
 		pool_run(cb->pool, saxpy_chunk, &j, nchunks);
 		break;
 	case VGPU_OP_CHECKSUM:
-		run_checksum(gm, op);
-		break;
+		return run_checksum(gm, op);
 	case VGPU_OP_SUM_F32:
-		run_sum(gm, op);
-		break;
+		return run_sum(gm, op);
 	case VGPU_OP_SGEMM:
-		run_sgemm(cb, gm, op);
-		break;
+		return run_sgemm(cb, gm, op);
 	case VGPU_OP_REDUCE_F32:
-		run_reduce(cb, gm, op);
-		break;
+		return run_reduce(cb, gm, op);
 	}
-	return VGPU_COMPUTE_OK;
+	return atomic_load(&j.stopped);
 }
 
 
@@ -421,6 +478,7 @@ struct engine_backend *engine_cpu_new(unsigned nthreads)
 	cb->b.name = "cpu";
 	cb->b.id = VGPU_BACKEND_CPU;
 	cb->b.num_threads = pool_threads(cb->pool);
+	cb->b.zero_copy = true;
 	cb->b.run = cpu_run;
 	cb->b.destroy = cpu_destroy;
 	return &cb->b;

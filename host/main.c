@@ -28,7 +28,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"Usage: virtgpu-hostd --socket PATH [--no-userptr] [--access-platform]\n"
 		"                     [--threads N] [--backend cpu|opencl] [--map-budget N]\n"
-		"                     [--verbose]\n"
+		"                     [--op-timeout MS] [--verbose]\n"
 		"\n"
 		"A virtio-gpu device (compute capset %u) served as a vhost-user back-end.\n"
 		"It listens on a Unix socket and serves one front-end at a time; after a\n"
@@ -50,13 +50,17 @@ static void usage(FILE *f)
 		"                      cpu, and says so, when there is no OpenCL device)\n"
 		"  -m, --map-budget N  mappings all zero-copy windows may hold together\n"
 		"                      (default: half of vm.max_map_count)\n"
+		"  -T, --op-timeout MS time budget of one compute op in milliseconds, 0 for\n"
+		"                      none (default %u): an op still running then stops,\n"
+		"                      and its submit ends with E_TIMEOUT\n"
 		"  -v, --verbose       log every vhost-user message and command with its result\n"
 		"  -h, --help          show this text and exit\n"
 		"\n"
 		"Signals: SIGTERM/SIGINT exit cleanly and print statistics; SIGUSR1 prints\n"
 		"statistics (resources, bytes mapped, per-op counters, commands, errors).\n"
 		"Exit status: 0 on a signal, 1 on a runtime error, 2 on bad usage.\n",
-		VGPU_COMPUTE_CAPSET_ID, VIRTIO_GPU_F_RESOURCE_USERPTR, 256);
+		VGPU_COMPUTE_CAPSET_ID, VIRTIO_GPU_F_RESOURCE_USERPTR, 256,
+		(unsigned)(ENGINE_DEFAULT_OP_BUDGET_NS / 1000000u));
 }
 
 static int make_listener(const char *path)
@@ -167,6 +171,7 @@ int main(int argc, char **argv)
 		{ "threads", required_argument, NULL, 't' },
 		{ "backend", required_argument, NULL, 'b' },
 		{ "map-budget", required_argument, NULL, 'm' },
+		{ "op-timeout", required_argument, NULL, 'T' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -176,11 +181,13 @@ int main(int argc, char **argv)
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	unsigned threads = ncpu > 0 ? (unsigned)(ncpu > 256 ? 256 : ncpu) : 1;
 	uint32_t backend = VGPU_BACKEND_CPU;
+	uint64_t op_budget_ns = ENGINE_DEFAULT_OP_BUDGET_NS;
+	char budget[32];
 	struct engine *eng;
 	sigset_t sigs;
 	int lfd, sfd, o, running = 1;
 
-	while ((o = getopt_long(argc, argv, "s:nat:b:m:vh", longopts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "s:nat:b:m:T:vh", longopts, NULL)) != -1) {
 		switch (o) {
 		case 's':
 			path = optarg;
@@ -227,6 +234,20 @@ int main(int argc, char **argv)
 			win_set_budget(v);
 			break;
 		}
+		case 'T': {
+			char *end;
+			unsigned long long v;
+
+			/* Up to a day: more is no bound at all (0 says so). */
+			errno = 0;
+			v = strtoull(optarg, &end, 10);
+			if (errno || *optarg < '0' || *optarg > '9' || *end || v > 86400000ull) {
+				fprintf(stderr, "virtgpu-hostd: --op-timeout needs milliseconds from 0 to 86400000, not '%s'\n", optarg);
+				return 2;
+			}
+			op_budget_ns = v * 1000000ull;
+			break;
+		}
 		case 'v':
 			hostd_verbose = 1;
 			break;
@@ -267,15 +288,21 @@ int main(int argc, char **argv)
 		fprintf(stderr, "virtgpu-hostd: cannot start %u worker threads\n", threads);
 		return 1;
 	}
+	engine_set_op_budget(eng, op_budget_ns);
 	lfd = make_listener(path);
 	if (lfd < 0) {
 		engine_free(eng);
 		return 1;
 	}
-	hlog("listening on %s (userptr %s%s, %u threads, backend %s, zero-copy windows %s, budget %llu mappings)",
+	if (op_budget_ns)
+		snprintf(budget, sizeof(budget), "%llu ms",
+			 (unsigned long long)(op_budget_ns / 1000000u));
+	else
+		snprintf(budget, sizeof(budget), "none");
+	hlog("listening on %s (userptr %s%s, %u threads, backend %s, zero-copy windows %s, budget %llu mappings, op budget %s)",
 	     path, opt.userptr ? "offered" : "not offered",
 	     opt.access_platform ? ", access platform" : "", threads, engine_backend_name(eng),
-	     win_enabled() ? "on" : "off", (unsigned long long)win_budget());
+	     win_enabled() ? "on" : "off", (unsigned long long)win_budget(), budget);
 
 	while (running) {
 		struct pollfd p[2] = { { lfd, POLLIN, 0 }, { sfd, POLLIN, 0 } };

@@ -18,6 +18,8 @@ _Static_assert(WIN_NREASONS == sizeof(hostd_stats.win_fallback) / sizeof(hostd_s
 
 void stats_print(FILE *f)
 {
+	static const char *const zc[3] = { "-", "yes", "no" };
+
 	fprintf(f, "virtgpu-hostd stats:\n");
 	fprintf(f, "  connections      %llu\n", (unsigned long long)STAT_GET(connections));
 	fprintf(f, "  vhost_user_msgs  %llu\n", (unsigned long long)STAT_GET(vu_msgs));
@@ -42,8 +44,13 @@ void stats_print(FILE *f)
 	for (unsigned i = 1; i < WIN_NREASONS; i++)
 		fprintf(f, "  no_window_%-9s %llu\n", win_reason_name(i),
 			(unsigned long long)STAT_GET(win_fallback[i]));
+	fprintf(f, "  op_timeouts      %llu\n", (unsigned long long)STAT_GET(op_timeouts));
+	fprintf(f, "  op_aborts        %llu\n", (unsigned long long)STAT_GET(op_aborts));
+	fprintf(f, "  cl_zero_copy     %s\n", zc[STAT_GET(cl_zero_copy) % 3]);
 	fprintf(f, "  cl_copied_bytes  %llu\n", (unsigned long long)STAT_GET(cl_copied_bytes));
-	fprintf(f, "  cl_zero_copy_maps %llu\n", (unsigned long long)STAT_GET(cl_zero_copy_maps));
+	fprintf(f, "  cl_buffers       %llu (%llu live)\n", (unsigned long long)STAT_GET(cl_buffers),
+		(unsigned long long)STAT_GET(cl_buffers_live));
+	fprintf(f, "  cl_threads       %llu\n", (unsigned long long)STAT_GET(cl_threads));
 	fprintf(f, "  cl_no_window     %llu\n", (unsigned long long)STAT_GET(cl_nowindow));
 	fprintf(f, "  cl_errors        %llu\n", (unsigned long long)STAT_GET(cl_errors));
 	for (unsigned i = 0; i < VGPU_OP_COUNT; i++)

@@ -31,12 +31,23 @@ struct hostd_stats {
 	atomic_uint_fast64_t win_maps;      /* mappings they hold (budgeted) */
 	atomic_uint_fast64_t win_bytes;
 	atomic_uint_fast64_t win_fallback[7]; /* resources left without a window, by enum win_reason */
-	atomic_uint_fast64_t cl_copied_bytes; /* bytes the OpenCL runtime copied instead of using the window */
-	atomic_uint_fast64_t cl_zero_copy_maps; /* maps that returned the window itself */
+	atomic_uint_fast64_t op_timeouts;   /* ops stopped at their time budget (E_TIMEOUT) */
+	atomic_uint_fast64_t op_aborts;     /* ops stopped because the device stopped */
+	atomic_uint_fast64_t cl_zero_copy;  /* enum hostd_cl_zero_copy: the start-up gate's answer */
+	atomic_uint_fast64_t cl_copied_bytes; /* bytes ops moved through a device that failed the gate */
+	atomic_uint_fast64_t cl_buffers;    /* OpenCL buffers made over windows (one per window) */
+	atomic_uint_fast64_t cl_buffers_live;
+	atomic_uint_fast64_t cl_threads;    /* live per-thread OpenCL states (queue, kernels) */
 	atomic_uint_fast64_t cl_nowindow;   /* submits refused: an op's resource had no window */
 	atomic_uint_fast64_t cl_errors;     /* OpenCL calls that failed while running */
 	atomic_uint_fast64_t op_count[VGPU_OP_COUNT];
 	atomic_uint_fast64_t op_bytes[VGPU_OP_COUNT];
+};
+
+enum hostd_cl_zero_copy {
+	HOSTD_CL_NONE = 0,      /* no OpenCL backend started */
+	HOSTD_CL_ZERO_COPY = 1, /* the device passed the zero-copy gate */
+	HOSTD_CL_COPYING = 2,   /* it failed: it is treated as copying */
 };
 
 extern struct hostd_stats hostd_stats;
@@ -45,6 +56,7 @@ extern int hostd_verbose;
 #define STAT_ADD(field, n) atomic_fetch_add_explicit(&hostd_stats.field, (n), memory_order_relaxed)
 #define STAT_SUB(field, n) atomic_fetch_sub_explicit(&hostd_stats.field, (n), memory_order_relaxed)
 #define STAT_GET(field) atomic_load_explicit(&hostd_stats.field, memory_order_relaxed)
+#define STAT_SET(field, v) atomic_store_explicit(&hostd_stats.field, (v), memory_order_relaxed)
 
 void stats_print(FILE *f);
 

@@ -87,6 +87,23 @@ void vdev_lock(struct vdev *d)
 		pthread_cond_wait(&d->idle_cv, &d->lock);
 }
 
+/*
+ * vdev_lock() for a device stop (a ring stopped, a reset, a new memory
+ * table): the work in flight is not waited for but aborted. Every op
+ * running or about to run sees the abort flag at its next check and ends
+ * with VGPU_COMPUTE_E_DEVICE, so its submit is answered (status record,
+ * error response, fence) within that bound rather than after the op's
+ * whole time budget; a submit still queued is answered the same way,
+ * without running an op. The flag is down again before the caller gets
+ * the device.
+ */
+void vdev_lock_stop(struct vdev *d)
+{
+	__atomic_store_n(&d->abort, true, __ATOMIC_RELAXED);
+	vdev_lock(d);
+	__atomic_store_n(&d->abort, false, __ATOMIC_RELAXED);
+}
+
 void vdev_unlock(struct vdev *d)
 {
 	d->gen++;
@@ -135,6 +152,7 @@ void vdev_destroy(struct vdev *d)
 		 * nobody will read. */
 		__atomic_store_n(&d->abort, true, __ATOMIC_RELAXED);
 		pthread_mutex_lock(&d->lock);
+		d->drop = true;
 		d->stop = true;
 		pthread_cond_broadcast(&d->hold_cv);
 		pthread_mutex_unlock(&d->lock);
@@ -142,9 +160,11 @@ void vdev_destroy(struct vdev *d)
 		pthread_join(d->thread, NULL);
 		d->thread_started = false;
 	}
-	/* Workers drop what is queued (abort) and stop. */
+	/* Workers drop what is queued (nobody will read the answers) and
+	 * stop; the op running stops at its next check (abort). */
 	__atomic_store_n(&d->abort, true, __ATOMIC_RELAXED);
 	pthread_mutex_lock(&d->lock);
+	d->drop = true;
 	d->workers_stop = true;
 	pthread_cond_broadcast(&d->work_cv);
 	pthread_mutex_unlock(&d->lock);
@@ -279,6 +299,8 @@ static void *ring_worker(void *arg)
 {
 	struct vdev *d = arg;
 
+	/* The ops this thread runs stop soon after the device does. */
+	engine_set_thread_abort(&d->abort);
 	pthread_mutex_lock(&d->lock);
 	for (;;) {
 		struct vdev_ring *r = NULL;
@@ -293,7 +315,9 @@ static void *ring_worker(void *arg)
 			break;
 		j = r->head;
 		r->busy = true;
-		run = !__atomic_load_n(&d->abort, __ATOMIC_RELAXED);
+		/* A stop (abort) still answers the job: its first op
+		 * ends it with E_DEVICE; only a front-end gone drops it. */
+		run = !d->drop;
 		pthread_mutex_unlock(&d->lock);
 		/* Unlocked: the job was resolved when it was queued and holds
 		 * what it touches; the memory table does not change while
@@ -418,6 +442,7 @@ static void *queue_thread(void *arg)
 	struct vdev *d = arg;
 	bool more = false;
 
+	engine_set_thread_abort(&d->abort);
 	pthread_mutex_lock(&d->lock);
 	while (!d->stop) {
 		struct pollfd p[1 + VDEV_NUM_QUEUES];

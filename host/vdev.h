@@ -55,7 +55,9 @@ struct vdev {
 	pthread_t thread;
 	bool thread_started;
 	bool stop;
-	bool abort;                 /* set without the lock: leave the ring now */
+	bool abort;                 /* set without the lock: leave the ring now,
+	                             * stop the ops running (vdev_lock_stop) */
+	bool drop;                  /* the front-end is gone: queued ring work is dropped */
 	uint64_t gen;               /* bumped by every reconfiguration */
 	/* rings */
 	pthread_cond_t work_cv;     /* a ring job queued, or stop */
@@ -75,6 +77,9 @@ int vdev_init(struct vdev *d, struct gpu_device *gpu);
 /* Stop the queue thread, unmap memory, close fds, reset the gpu state. */
 void vdev_destroy(struct vdev *d);
 void vdev_lock(struct vdev *d);
+/* vdev_lock() that aborts the work in flight instead of waiting for it:
+ * for GET_VRING_BASE, a reset and a new memory table. */
+void vdev_lock_stop(struct vdev *d);
 void vdev_unlock(struct vdev *d);
 /* With the lock held: back to the state of a fresh connection. */
 void vdev_reset_locked(struct vdev *d);

@@ -231,7 +231,7 @@ static int h_set_owner(struct vu_conn *c, struct vu_msg *m)
 static int h_reset_owner(struct vu_conn *c, struct vu_msg *m)
 {
 	(void)m;
-	vdev_lock(&c->dev);
+	vdev_lock_stop(&c->dev);
 	vdev_reset_locked(&c->dev);
 	vdev_unlock(&c->dev);
 	c->owner = false;
@@ -254,7 +254,7 @@ static int h_set_status(struct vu_conn *c, struct vu_msg *m)
 	if (s > 0xff)
 		return 1;
 	if (s == 0 && c->status != 0) {
-		vdev_lock(&c->dev);
+		vdev_lock_stop(&c->dev);
 		if (c->dev.gpu) {
 			uint32_t res = gpu_device_resource_count(c->dev.gpu);
 			uint32_t ctx = gpu_device_context_count(c->dev.gpu);
@@ -324,7 +324,9 @@ static int h_set_mem_table(struct vu_conn *c, struct vu_msg *m)
 		       (unsigned long long)d[i].gpa, (unsigned long long)d[i].size,
 		       (unsigned long long)d[i].qva, (unsigned long long)d[i].mmap_offset);
 	}
-	vdev_lock(&c->dev);
+	/* The windows are rebuilt over the new table: what runs on the old
+	 * one is aborted rather than waited for. */
+	vdev_lock_stop(&c->dev);
 	rc = gm_set_table(&c->dev.mem, d, n, m->fds);
 	if (rc == 0)
 		retranslate_locked(&c->dev);
@@ -417,8 +419,10 @@ static int h_get_vring_base(struct vu_conn *c, struct vu_msg *m)
 		s.index = htole32(s.index);
 		return send_reply(c, m, &s, sizeof(s)) ? -1 : 1;
 	}
-	/* Stop the ring; the queue thread is not inside it once we hold the lock. */
-	vdev_lock(&c->dev);
+	/* Stop the ring; the queue thread is not inside it once we hold the
+	 * lock, and the ops in flight are aborted (their submits answered
+	 * with E_DEVICE), so the answer does not wait for a long op. */
+	vdev_lock_stop(&c->dev);
 	vq = &c->dev.vq[s.index];
 	vq->started = false;
 	if (vq->kick_fd >= 0)

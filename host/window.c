@@ -110,6 +110,12 @@ const char *win_reason_name(uint32_t r)
 
 static void win_unmap(struct res_window *w)
 {
+	void *dev = atomic_exchange(&w->dev, NULL);
+
+	/* What a backend made over the pages goes first, while they are
+	 * still mapped. */
+	if (dev)
+		w->dev_release(dev);
 	if (!w->base)
 		return;
 	munmap(w->base, w->span);
@@ -120,6 +126,17 @@ static void win_unmap(struct res_window *w)
 	w->base = NULL;
 	w->span = 0;
 	w->nmaps = 0;
+}
+
+/* A PROT_NONE range of span bytes to map runs over; MAP_FAILED on failure. */
+static uint8_t *reserve(uint64_t span)
+{
+	return mmap(NULL, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+}
+
+static bool map_run(uint8_t *at, uint64_t len, int prot, int fd, uint64_t off)
+{
+	return mmap(at, len, prot, MAP_SHARED | MAP_FIXED, fd, (off_t)off) != MAP_FAILED;
 }
 
 /* Map w from the table gm; sets w->reason. */
@@ -189,7 +206,7 @@ static void win_map(struct res_window *w, const struct guest_mem *gm)
 		w->reason = WIN_BUDGET;
 		goto out;
 	}
-	base = mmap(NULL, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	base = reserve(span);
 	if (base == MAP_FAILED) {
 		budget_put(runs + 1, span);
 		w->reason = WIN_MAPFAIL;
@@ -215,8 +232,7 @@ static void win_map(struct res_window *w, const struct guest_mem *gm)
 				break;
 			run_len += len;
 		}
-		if (mmap(base + at, run_len, prot, MAP_SHARED | MAP_FIXED, fd,
-			 (off_t)off) == MAP_FAILED) {
+		if (!map_run(base + at, run_len, prot, fd, off)) {
 			munmap(base, span);
 			budget_put(runs + 1, span);
 			w->reason = WIN_MAPFAIL;
@@ -283,4 +299,50 @@ void res_window_close(struct res_backing *b)
 uint8_t *res_window_base(const struct res_backing *b)
 {
 	return b->win ? b->win->base : NULL;
+}
+
+void *res_window_dev(const struct res_backing *b)
+{
+	return b->win ? atomic_load_explicit(&b->win->dev, memory_order_acquire) : NULL;
+}
+
+bool res_window_set_dev(const struct res_backing *b, void *obj, void (*release)(void *obj))
+{
+	struct res_window *w = b->win;
+
+	if (!w || !w->base || atomic_load(&w->dev))
+		return false;
+	w->dev_release = release;
+	atomic_store_explicit(&w->dev, obj, memory_order_release);
+	return true;
+}
+
+uint8_t *win_map_file(int fd, const struct win_run *runs, unsigned n, uint64_t *span)
+{
+	uint64_t pg = page_size(), size = 0, at = 0;
+	uint8_t *base;
+
+	for (unsigned i = 0; i < n; i++) {
+		if (runs[i].off % pg || runs[i].len % pg || !runs[i].len)
+			return NULL;
+		size += runs[i].len;
+	}
+	*span = size + pg;
+	base = reserve(*span);
+	if (base == MAP_FAILED)
+		return NULL;
+	for (unsigned i = 0; i < n; i++) {
+		if (!map_run(base + at, runs[i].len, PROT_READ | PROT_WRITE, fd, runs[i].off)) {
+			munmap(base, *span);
+			return NULL;
+		}
+		at += runs[i].len;
+	}
+	return base;
+}
+
+void win_unmap_file(uint8_t *base, uint64_t span)
+{
+	if (base)
+		munmap(base, span);
 }

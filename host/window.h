@@ -57,6 +57,10 @@ struct res_window {
 	uint64_t span;      /* bytes reserved, guard page included */
 	uint32_t nmaps;     /* mappings counted against the budget */
 	uint32_t reason;    /* enum win_reason */
+	/* What a backend made over the mapped window (res_window_set_dev);
+	 * NULL: nothing. */
+	void *_Atomic dev;
+	void (*dev_release)(void *dev);
 };
 
 /*
@@ -84,6 +88,36 @@ uint32_t res_window_open(struct res_backing *b, const struct guest_mem *gm);
 void res_window_close(struct res_backing *b);
 /* Base of b's window, or NULL. */
 uint8_t *res_window_base(const struct res_backing *b);
+
+/*
+ * An object a backend keeps per window, for the window's life: the OpenCL
+ * backend's buffer over it, made by the first op that uses the window and
+ * shared by every later one, on any thread. res_window_dev() returns it
+ * (NULL: none yet, or no window). res_window_set_dev() installs one while
+ * none is there (the caller serializes its installs) and returns false,
+ * keeping nothing, when b has no mapped window. The window calls
+ * release(obj) when it is unmapped: its backing's last reference goes,
+ * or a new memory table rebuilds or drops it (then the next op makes a
+ * new object over the new mapping), or gm_clear. Neither can happen while
+ * an op runs on the window (resource.h), so release never races a use;
+ * release runs before the pages are unmapped.
+ */
+void *res_window_dev(const struct res_backing *b);
+bool res_window_set_dev(const struct res_backing *b, void *obj, void (*release)(void *obj));
+
+/*
+ * A window over a file of the caller's own, mapped exactly as a
+ * resource's window is (one PROT_NONE reservation with a guard page, each
+ * run MAP_SHARED | MAP_FIXED over it from fd, read-write): what the
+ * OpenCL backend's start-up gate proves the device on. Not counted
+ * against the budget. Runs are page aligned in the file and in length.
+ * Returns the base, *span for win_unmap_file, or NULL.
+ */
+struct win_run {
+	uint64_t off, len;
+};
+uint8_t *win_map_file(int fd, const struct win_run *runs, unsigned n, uint64_t *span);
+void win_unmap_file(uint8_t *base, uint64_t span);
 
 const char *win_reason_name(uint32_t reason);
 

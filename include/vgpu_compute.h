@@ -157,6 +157,7 @@ enum vgpu_compute_result {
 	 * are not page aligned). Nothing has been written. */
 	VGPU_COMPUTE_E_NOWINDOW = 9,
 	VGPU_COMPUTE_E_DEVICE = 10,    /* the compute device failed while running */
+	VGPU_COMPUTE_E_TIMEOUT = 14,   /* the op ran past the context's time budget */
 };
 
 struct vgpu_compute_status {

@@ -61,6 +61,8 @@ static void test_help(void **state)
 	assert_non_null(strstr(log, "--help"));
 	assert_non_null(strstr(log, "--backend"));
 	assert_non_null(strstr(log, "--map-budget"));
+	assert_non_null(strstr(log, "-T, --op-timeout MS"));
+	assert_non_null(strstr(log, "(default 60000)"));
 }
 
 static void test_bad_options(void **state)
@@ -74,6 +76,9 @@ static void test_bad_options(void **state)
 	char *a7[] = { (char *)daemon_path, "--socket", df.sock, "--map-budget", "0", NULL };
 	char *a8[] = { (char *)daemon_path, "--socket", df.sock, "--map-budget", "-5", NULL };
 	char *a9[] = { (char *)daemon_path, "--socket", df.sock, "--map-budget", "10x", NULL };
+	char *a10[] = { (char *)daemon_path, "--socket", df.sock, "--op-timeout", "-1", NULL };
+	char *a11[] = { (char *)daemon_path, "--socket", df.sock, "-T", "5s", NULL };
+	char *a12[] = { (char *)daemon_path, "--socket", df.sock, "-T", "86400001", NULL };
 
 	(void)state;
 	assert_int_equal(run(a6), 2);
@@ -82,6 +87,11 @@ static void test_bad_options(void **state)
 	assert_non_null(strstr(read_log(), "--map-budget"));
 	assert_int_equal(run(a8), 2);
 	assert_int_equal(run(a9), 2);
+	assert_int_equal(run(a10), 2);
+	assert_non_null(strstr(read_log(), "--op-timeout needs milliseconds"));
+	assert_int_equal(run(a11), 2);
+	assert_non_null(strstr(read_log(), "--op-timeout needs milliseconds"));
+	assert_int_equal(run(a12), 2);
 	assert_int_equal(run(a1), 2);
 	assert_int_equal(run(a2), 2);
 	assert_non_null(strstr(read_log(), "--threads"));
@@ -110,7 +120,8 @@ static void use_device(struct fe *f)
 
 static void test_serve(void **state)
 {
-	char *a[] = { (char *)daemon_path, "--socket", df.sock, "--threads", "2", "--verbose", NULL };
+	char *a[] = { (char *)daemon_path, "--socket", df.sock, "--threads", "2", "--verbose",
+		      "-T", "2500", NULL };
 	struct fe_opts o = { .socket_path = df.sock };
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct fe f;
@@ -139,6 +150,7 @@ static void test_serve(void **state)
 	assert_non_null(strstr(log, "resources        1"));
 	assert_non_null(strstr(log, "op_fill"));
 	assert_non_null(strstr(log, "CTX_CREATE"));         /* --verbose */
+	assert_non_null(strstr(log, "op budget 2500 ms"));  /* -T */
 	fe_stop(&f);
 	usleep(100000);
 	kill(pid, SIGTERM);
