@@ -27,6 +27,15 @@ struct vop {
 	/* SGEMM */
 	uint32_t m, n, k, lda, ldb, ldc;
 	uint64_t b_off;
+	/* Version 3 (programs.c runs these) */
+	uint32_t ring;                   /* the submit's ring (the worker keeps its order) */
+	uint64_t arg1, arg2;             /* as the op gave them */
+	uint8_t *payload;                /* a copy of the op's payload */
+	uint32_t payload_len;
+	struct res_backing **bind;       /* DISPATCH: per argument, a buffer's backing
+					  * (referenced) or NULL */
+	uint32_t nbind;
+	struct prog_ctx *pc;             /* the context's programs (the job's reference) */
 };
 
 struct engine_backend {
