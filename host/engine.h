@@ -15,6 +15,8 @@
 #include "vgpu_compute.h"
 
 struct vop;
+struct prog_ctx;
+struct programs;
 
 /* Data-parallel ops are cut into chunks of this many bytes (a multiple of
  * 4), each chunk run by one worker thread. */
@@ -84,15 +86,19 @@ struct engine_job {
 	uint64_t status_off;
 	uint32_t num_ops;
 	struct vop *ops;                /* validated; each references its backings */
+	struct prog_ctx *pc;            /* referenced when an op runs a program */
 };
 
 /*
  * Decode and validate the whole submit into j (docs/compute-capset.md,
  * 3.2), resolving resource ids through lookup: done where device state is
- * owned. Nothing is written to guest memory here.
+ * owned. Nothing is written to guest memory here. pc is the submitting
+ * context's programs (NULL: version 3 ops fail with E_NOPROGRAMS) and
+ * ring the ring it came on (the worker keeps each ring's order).
  */
 void engine_prepare(struct engine *e, const struct guest_mem *gm, const uint8_t *data,
-		    size_t size, engine_lookup_fn lookup, void *opaque, struct engine_job *j);
+		    size_t size, engine_lookup_fn lookup, void *opaque, struct prog_ctx *pc,
+		    uint32_t ring, struct engine_job *j);
 /*
  * Run a prepared submit: its ops when it is valid, then the status record.
  * Returns 0 when every op ran, -1 otherwise (then, after a failed
@@ -110,5 +116,9 @@ int engine_submit(struct engine *e, const struct guest_mem *gm,
 		  void *opaque, struct engine_result *res);
 
 const char *engine_result_name(uint32_t result);
+
+/* The device's programs (programs.h), used by version 3 ops and caps;
+ * set once before the first submit. */
+void engine_set_programs(struct engine *e, struct programs *p);
 
 #endif

@@ -35,6 +35,15 @@ struct vop {
 	 * device stops. What the op wrote so far is then unspecified. */
 	uint64_t deadline;        /* CLOCK_MONOTONIC ns; 0: none */
 	const bool *abort;        /* set without a lock when the device stops; NULL: none */
+	/* Version 3 (programs.c runs these) */
+	uint32_t ring;                   /* the submit's ring (the worker keeps its order) */
+	uint64_t arg1, arg2;             /* as the op gave them */
+	uint8_t *payload;                /* a copy of the op's payload */
+	uint32_t payload_len;
+	struct res_backing **bind;       /* DISPATCH: per argument, a buffer's backing
+					  * (referenced) or NULL */
+	uint32_t nbind;
+	struct prog_ctx *pc;             /* the context's programs (the job's reference) */
 };
 
 static inline uint64_t vop_now_ns(void)

@@ -9,6 +9,7 @@
 
 #include "gpu_cmd.h"
 #include "idmap.h"
+#include "programs.h"
 #include "resource.h"
 #include "stats.h"
 #include "vgpu_virtio_ext.h"
@@ -19,10 +20,12 @@ struct gpu_context {
 	uint32_t capset;
 	char name[65];
 	struct idmap attached;  /* resource id -> resource */
+	struct prog_ctx *pc;    /* its programs; NULL when the device runs none */
 };
 
 struct gpu_device {
 	struct engine *eng;
+	struct programs *progs; /* borrowed; NULL: no programs */
 	struct gpu_limits lim;
 	struct idmap resources; /* id -> struct gpu_resource */
 	struct idmap contexts;  /* id -> struct gpu_context */
@@ -75,6 +78,8 @@ static void resource_free(struct gpu_device *d, struct gpu_resource *r)
 
 static void context_free(struct gpu_context *c)
 {
+	/* Jobs still running its programs hold the worker until they go. */
+	prog_ctx_put(c->pc);
 	idmap_free(&c->attached);
 	free(c);
 	STAT_SUB(contexts, 1);
@@ -101,6 +106,24 @@ void gpu_device_free(struct gpu_device *d)
 		return;
 	gpu_device_reset(d);
 	free(d);
+}
+
+void gpu_device_set_programs(struct gpu_device *d, struct programs *p)
+{
+	d->progs = p;
+}
+
+void gpu_device_lose_programs(struct gpu_device *d, const char *why)
+{
+	size_t pos = 0;
+	void *v;
+
+	while (idmap_next(&d->contexts, &pos, NULL, &v) >= 0) {
+		struct gpu_context *c = v;
+
+		if (c->pc)
+			prog_ctx_stale(c->pc, why);
+	}
 }
 
 uint32_t gpu_device_resource_count(const struct gpu_device *d)
@@ -301,7 +324,16 @@ static uint32_t cmd_ctx_create(struct exec *x)
 	c->capset = VGPU_COMPUTE_CAPSET_ID;
 	memcpy(c->name, x->c->u.ctx_create.name, sizeof(c->name));
 	idmap_init(&c->attached);
+	/* Its worker starts with its first program op, not here. */
+	if (d->progs) {
+		c->pc = prog_ctx_new(d->progs, id);
+		if (!c->pc) {
+			free(c);
+			return VIRTIO_GPU_RESP_ERR_OUT_OF_MEMORY;
+		}
+	}
 	if (idmap_put(&d->contexts, id, c)) {
+		prog_ctx_put(c->pc);
 		free(c);
 		return VIRTIO_GPU_RESP_ERR_OUT_OF_MEMORY;
 	}
@@ -349,15 +381,26 @@ static const struct gpu_resource *lookup_attached(void *opaque, uint32_t id)
 	return idmap_get(&c->attached, id);
 }
 
+/* The ring a submit came on; 0 for the control queue's own. */
+static uint32_t submit_ring(const struct gpu_cmd_hdr *h)
+{
+	return (h->flags & VIRTIO_GPU_FLAG_INFO_RING_IDX) ? h->ring_idx : 0;
+}
+
 static uint32_t cmd_submit(struct exec *x)
 {
 	struct gpu_context *c = idmap_get(&x->d->contexts, x->c->hdr.ctx_id);
 	struct engine_result er;
+	struct engine_job j;
+	int rc;
 
 	if (!c)
 		return VIRTIO_GPU_RESP_ERR_INVALID_CONTEXT_ID;
-	if (engine_submit(x->d->eng, x->gm, x->c->u.submit.data, x->c->u.submit.size,
-			  lookup_attached, c, &er)) {
+	engine_prepare(x->d->eng, x->gm, x->c->u.submit.data, x->c->u.submit.size,
+		       lookup_attached, c, c->pc, submit_ring(&x->c->hdr), &j);
+	rc = engine_run(x->d->eng, x->gm, &j, &er);
+	engine_job_release(&j);
+	if (rc) {
 		x->detail = engine_result_name(er.result);
 		return VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER;
 	}
@@ -546,7 +589,7 @@ struct gpu_job *gpu_device_prepare(struct gpu_device *d, const struct guest_mem 
 			j->rc = VIRTIO_GPU_RESP_ERR_INVALID_CONTEXT_ID;
 		else
 			engine_prepare(d->eng, gm, c.u.submit.data, c.u.submit.size,
-				       lookup_attached, ctx, &j->ej);
+				       lookup_attached, ctx, ctx->pc, submit_ring(&c.hdr), &j->ej);
 	}
 	gpu_cmd_free(&c);
 	return j;

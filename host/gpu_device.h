@@ -86,6 +86,15 @@ void gpu_job_free(struct gpu_job *j);
 size_t gpu_device_cursor(struct gpu_device *d, const uint8_t *buf, size_t len,
 			 uint8_t *resp);
 
+/*
+ * The guest's programs (programs.h; borrowed): each context created from
+ * now on gets its own worker, started by its first program op.
+ */
+void gpu_device_set_programs(struct gpu_device *d, struct programs *p);
+/* A new memory table: every worker already started maps stale files and
+ * is lost (its context's later program ops fail with E_LOST). */
+void gpu_device_lose_programs(struct gpu_device *d, const char *why);
+
 uint32_t gpu_device_resource_count(const struct gpu_device *d);
 uint32_t gpu_device_context_count(const struct gpu_device *d);
 

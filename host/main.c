@@ -19,6 +19,7 @@
 
 #include "engine.h"
 #include "gpu_device.h"
+#include "programs.h"
 #include "stats.h"
 #include "vhost_user.h"
 #include "window.h"
@@ -28,6 +29,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"Usage: virtgpu-hostd --socket PATH [--no-userptr] [--access-platform]\n"
 		"                     [--threads N] [--backend cpu|opencl] [--map-budget N]\n"
+		"                     [--worker PATH | --no-programs] [--worker-user UID:GID]\n"
 		"                     [--op-timeout MS] [--verbose]\n"
 		"\n"
 		"A virtio-gpu device (compute capset %u) served as a vhost-user back-end.\n"
@@ -50,9 +52,19 @@ static void usage(FILE *f)
 		"                      cpu, and says so, when there is no OpenCL device)\n"
 		"  -m, --map-budget N  mappings all zero-copy windows may hold together\n"
 		"                      (default: half of vm.max_map_count)\n"
+		"  -w, --worker PATH   the worker that builds and runs the guest's own OpenCL\n"
+		"                      programs, one sandboxed process per context (default:\n"
+		"                      virtgpu-worker beside this program); without a usable\n"
+		"                      worker the device offers no programs, and says why\n"
+		"  -P, --no-programs   offer no programs (capset version 3 features 0)\n"
+		"  -u, --worker-user UID:GID\n"
+		"                      what workers run as when the daemon is root\n"
+		"                      (default: 65534:65534, nobody)\n"
 		"  -T, --op-timeout MS time budget of one compute op in milliseconds, 0 for\n"
 		"                      none (default %u): an op still running then stops,\n"
-		"                      and its submit ends with E_TIMEOUT\n"
+		"                      and its submit ends with E_TIMEOUT; a program op\n"
+		"                      past it also loses its context (with 0, program ops\n"
+		"                      get the default)\n"
 		"  -v, --verbose       log every vhost-user message and command with its result\n"
 		"  -h, --help          show this text and exit\n"
 		"\n"
@@ -128,12 +140,15 @@ static int handle_signal(int sfd)
 #define HOSTD_IO_TIMEOUT_S 5
 
 /* Serve one front-end until it goes away (1) or a signal ends us (0). */
-static int serve(int cfd, int sfd, const struct vu_options *opt, struct engine *eng)
+static int serve(int cfd, int sfd, const struct vu_options *opt, struct engine *eng,
+		 struct programs *progs)
 {
 	struct gpu_device *gpu = gpu_device_new(eng, NULL);
 	struct vu_conn c;
 	int running = 1;
 
+	if (gpu)
+		gpu_device_set_programs(gpu, progs);
 	if (!gpu || vu_conn_init(&c, cfd, opt, gpu)) {
 		hlog("cannot set up the device: out of memory");
 		gpu_device_free(gpu);
@@ -171,6 +186,9 @@ int main(int argc, char **argv)
 		{ "threads", required_argument, NULL, 't' },
 		{ "backend", required_argument, NULL, 'b' },
 		{ "map-budget", required_argument, NULL, 'm' },
+		{ "worker", required_argument, NULL, 'w' },
+		{ "no-programs", no_argument, NULL, 'P' },
+		{ "worker-user", required_argument, NULL, 'u' },
 		{ "op-timeout", required_argument, NULL, 'T' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -183,11 +201,15 @@ int main(int argc, char **argv)
 	uint32_t backend = VGPU_BACKEND_CPU;
 	uint64_t op_budget_ns = ENGINE_DEFAULT_OP_BUDGET_NS;
 	char budget[32];
+	struct programs_config pcfg = { .uid = 65534, .gid = 65534 };
+	char worker_path[PATH_MAX];
+	bool programs = true;
+	struct programs *progs;
 	struct engine *eng;
 	sigset_t sigs;
 	int lfd, sfd, o, running = 1;
 
-	while ((o = getopt_long(argc, argv, "s:nat:b:m:T:vh", longopts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "s:nat:b:m:w:Pu:T:vh", longopts, NULL)) != -1) {
 		switch (o) {
 		case 's':
 			path = optarg;
@@ -232,6 +254,29 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			win_set_budget(v);
+			break;
+		}
+		case 'w':
+			pcfg.worker_path = optarg;
+			break;
+		case 'P':
+			programs = false;
+			break;
+		case 'u': {
+			unsigned long u, g;
+			char *end, *end2;
+
+			errno = 0;
+			u = strtoul(optarg, &end, 10);
+			g = *end == ':' ? strtoul(end + 1, &end2, 10) : 0;
+			if (errno || *optarg < '0' || *optarg > '9' || *end != ':' || end[1] < '0' ||
+			    end[1] > '9' || *end2 || u == 0 || g == 0 || u >= UINT32_MAX ||
+			    g >= UINT32_MAX) {
+				fprintf(stderr, "virtgpu-hostd: --worker-user needs UID:GID, neither 0, not '%s'\n", optarg);
+				return 2;
+			}
+			pcfg.uid = (uid_t)u;
+			pcfg.gid = (gid_t)g;
 			break;
 		}
 		case 'T': {
@@ -289,8 +334,39 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	engine_set_op_budget(eng, op_budget_ns);
+	/* One budget for every op; program ops need one (0: the default). */
+	pcfg.op_budget_ns = op_budget_ns;
+	if (programs && !pcfg.worker_path) {
+		/* Beside this program, wherever it was installed. */
+		ssize_t n = readlink("/proc/self/exe", worker_path, sizeof(worker_path) - 16);
+		char *slash;
+
+		if (n > 0) {
+			worker_path[n] = '\0';
+			slash = strrchr(worker_path, '/');
+			if (slash) {
+				strcpy(slash + 1, "virtgpu-worker");
+				pcfg.worker_path = worker_path;
+			}
+		}
+		if (!pcfg.worker_path)
+			hlog("programs: off: cannot find virtgpu-worker beside this program");
+	}
+	if (!programs) {
+		pcfg.worker_path = NULL;
+		hlog("programs: off (--no-programs)");
+	}
+	/* The probe worker starts now and answers before the first caps. */
+	progs = programs_new(&pcfg);
+	if (!progs) {
+		engine_free(eng);
+		fprintf(stderr, "virtgpu-hostd: out of memory\n");
+		return 1;
+	}
+	engine_set_programs(eng, progs);
 	lfd = make_listener(path);
 	if (lfd < 0) {
+		programs_free(progs);
 		engine_free(eng);
 		return 1;
 	}
@@ -338,7 +414,7 @@ int main(int argc, char **argv)
 		}
 		STAT_ADD(connections, 1);
 		hlog("front-end connected");
-		running = serve(cfd, sfd, &opt, eng);
+		running = serve(cfd, sfd, &opt, eng, progs);
 		close(cfd);
 		hlog("front-end gone: %llu resources, %llu contexts, %llu bytes mapped remain",
 		     (unsigned long long)STAT_GET(resources),
@@ -348,6 +424,7 @@ int main(int argc, char **argv)
 	close(lfd);
 	unlink(path);
 	engine_free(eng);
+	programs_free(progs);
 	stats_print(stderr);
 	return 0;
 }

@@ -2,6 +2,7 @@
 /* resource.c - backings: their references, and scatter-gather access to their pages. */
 #include "resource.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -65,10 +66,45 @@ struct res_backing *res_backing_get(struct res_backing *b)
 	return b;
 }
 
+/* The users lists of all backings. */
+static pthread_mutex_t users_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void res_backing_add_user(struct res_backing *b, struct res_backing_user *u)
+{
+	pthread_mutex_lock(&users_lock);
+	u->next = b->users;
+	b->users = u;
+	pthread_mutex_unlock(&users_lock);
+}
+
+void res_backing_del_user(struct res_backing *b, struct res_backing_user *u)
+{
+	pthread_mutex_lock(&users_lock);
+	for (struct res_backing_user **pp = &b->users; *pp; pp = &(*pp)->next)
+		if (*pp == u) {
+			*pp = u->next;
+			break;
+		}
+	pthread_mutex_unlock(&users_lock);
+}
+
 void res_backing_put(struct res_backing *b)
 {
+	struct res_backing_user *u;
+
 	if (!b || --b->refs)
 		return;
+	/* Whoever else maps the pages lets go of them first. */
+	pthread_mutex_lock(&users_lock);
+	u = b->users;
+	b->users = NULL;
+	pthread_mutex_unlock(&users_lock);
+	while (u) {
+		struct res_backing_user *next = u->next;
+
+		u->gone(u, b);
+		u = next;
+	}
 	res_window_close(b);
 	free(b->ents);
 	free(b);

@@ -34,6 +34,17 @@
 #include "guest_mem.h"
 
 struct res_window;
+struct res_backing;
+
+/*
+ * Something outside the device that uses a backing's pages (a worker
+ * process that mapped them: programs.c): told when the last reference
+ * goes, before the backing is freed and the guest may reuse the pages.
+ */
+struct res_backing_user {
+	struct res_backing_user *next;
+	void (*gone)(struct res_backing_user *u, struct res_backing *b);
+};
 
 struct res_entry {
 	uint64_t gpa;
@@ -52,6 +63,7 @@ struct res_backing {
 	 * checked_gen (guest_mem.gen; 0: never checked). */
 	uint64_t checked_gen;
 	bool all_translate;
+	struct res_backing_user *users;  /* res_backing_add_user(); under its own lock */
 };
 
 struct gpu_resource {
@@ -82,6 +94,11 @@ struct res_backing *res_backing_get(struct res_backing *b);
 void res_backing_put(struct res_backing *b);
 /* References besides one owner's: prepared ops still use b. */
 bool res_backing_in_use(const struct res_backing *b);
+/* Register / unregister a user (any thread; the caller holds a reference
+ * to b while it adds). The users' gone() run without the lock, in the
+ * thread that drops the last reference. */
+void res_backing_add_user(struct res_backing *b, struct res_backing_user *u);
+void res_backing_del_user(struct res_backing *b, struct res_backing_user *u);
 
 /*
  * All entries translate through the table as it is now. The answer is

@@ -12,6 +12,8 @@ int hostd_verbose;
 
 static const char *const op_names[VGPU_OP_COUNT] = {
 	"nop", "copy", "fill", "checksum", "saxpy", "sum_f32", "sgemm", "reduce_f32",
+	"program_build", "program_binary", "program_release", "kernel_create",
+	"kernel_release", "dispatch", "query",
 };
 _Static_assert(WIN_NREASONS == sizeof(hostd_stats.win_fallback) / sizeof(hostd_stats.win_fallback[0]),
 	       "one fallback counter per reason");
@@ -53,8 +55,14 @@ void stats_print(FILE *f)
 	fprintf(f, "  cl_threads       %llu\n", (unsigned long long)STAT_GET(cl_threads));
 	fprintf(f, "  cl_no_window     %llu\n", (unsigned long long)STAT_GET(cl_nowindow));
 	fprintf(f, "  cl_errors        %llu\n", (unsigned long long)STAT_GET(cl_errors));
+	fprintf(f, "  workers          %llu (%llu started, %llu lost, %llu mappings refused)\n",
+		(unsigned long long)STAT_GET(workers), (unsigned long long)STAT_GET(workers_started),
+		(unsigned long long)STAT_GET(workers_lost),
+		(unsigned long long)STAT_GET(worker_refused_maps));
+	fprintf(f, "  worker_windows   %llu (%llu dispatches)\n",
+		(unsigned long long)STAT_GET(worker_windows), (unsigned long long)STAT_GET(dispatches));
 	for (unsigned i = 0; i < VGPU_OP_COUNT; i++)
-		fprintf(f, "  op_%-9s      %llu ops %llu bytes\n", op_names[i],
+		fprintf(f, "  op_%-15s %llu ops %llu bytes\n", op_names[i],
 			(unsigned long long)STAT_GET(op_count[i]),
 			(unsigned long long)STAT_GET(op_bytes[i]));
 	fflush(f);

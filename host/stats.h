@@ -40,6 +40,12 @@ struct hostd_stats {
 	atomic_uint_fast64_t cl_threads;    /* live per-thread OpenCL states (queue, kernels) */
 	atomic_uint_fast64_t cl_nowindow;   /* submits refused: an op's resource had no window */
 	atomic_uint_fast64_t cl_errors;     /* OpenCL calls that failed while running */
+	atomic_uint_fast64_t workers;       /* worker processes alive */
+	atomic_uint_fast64_t workers_started;
+	atomic_uint_fast64_t workers_lost;  /* killed (deadline, misbehaviour) or died */
+	atomic_uint_fast64_t worker_refused_maps; /* mmap()s of guest RAM refused */
+	atomic_uint_fast64_t dispatches;    /* DISPATCH ops sent to workers */
+	atomic_uint_fast64_t worker_windows; /* backings mapped into workers now */
 	atomic_uint_fast64_t op_count[VGPU_OP_COUNT];
 	atomic_uint_fast64_t op_bytes[VGPU_OP_COUNT];
 };

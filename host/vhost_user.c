@@ -328,8 +328,10 @@ static int h_set_mem_table(struct vu_conn *c, struct vu_msg *m)
 	 * one is aborted rather than waited for. */
 	vdev_lock_stop(&c->dev);
 	rc = gm_set_table(&c->dev.mem, d, n, m->fds);
-	if (rc == 0)
+	if (rc == 0) {
 		retranslate_locked(&c->dev);
+		gpu_device_lose_programs(c->dev.gpu, "the guest's memory table changed");
+	}
 	vdev_unlock(&c->dev);
 	if (rc) {
 		hlog("SET_MEM_TABLE: cannot map: %s", strerror(errno));

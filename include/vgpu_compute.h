@@ -5,7 +5,7 @@
  * This is the one definition of what the guest and the host device agree
  * on beyond the virtio-gpu wire format itself: the capset the device
  * advertises, and the command stream carried by VIRTIO_GPU_CMD_SUBMIT_3D
- * in a context created on that capset. docs/protocol.md describes the
+ * in a context created on that capset. docs/compute-capset.md describes the
  * same rules in specification language.
  *
  * Everything is little-endian. Structures have explicit padding and fixed
@@ -20,11 +20,14 @@
 #define VGPU_COMPUTE_CAPSET_ID 16u
 /*
  * Version 2 adds SGEMM, REDUCE_F32 and the backend field of the caps.
- * A device answers GET_CAPSET for every version from 1 to the one it
- * reports in CAPSET_INFO, each with that version's layout and op set, so
- * a guest written for version 1 keeps working unchanged.
+ * Version 3 adds the guest's own programs: OpenCL C built on the device,
+ * kernels looked up in them and dispatched on the context's resources
+ * (VGPU_OP_PROGRAM_BUILD and on), run in a sandboxed worker process per
+ * context. A device answers GET_CAPSET for every version from 1 to the one
+ * it reports in CAPSET_INFO, each with that version's layout and op set, so
+ * a guest written for an older version keeps working unchanged.
  */
-#define VGPU_COMPUTE_CAPSET_VERSION 2u
+#define VGPU_COMPUTE_CAPSET_VERSION 3u
 #define VGPU_COMPUTE_CAPSET_VERSION_MIN 1u
 
 /* Context name the guest library passes in CTX_CREATE (debug only). */
@@ -46,10 +49,26 @@ struct vgpu_compute_caps {
 	/* Version 2 and later: */
 	uint32_t backend;       /* enum vgpu_compute_backend */
 	uint32_t max_gemm_dim;  /* largest M, N or K of SGEMM */
+	/* Version 3 and later: */
+	uint32_t features;          /* VGPU_FEATURE_*: what the device offers now */
+	uint32_t max_programs;      /* program ids are 1 .. max_programs, per context */
+	uint32_t max_kernels;       /* kernel ids are 1 .. max_kernels, per context */
+	uint32_t max_kernel_args;   /* arguments of one DISPATCH */
+	uint32_t max_program_bytes; /* the input of one PROGRAM_BUILD */
+	uint32_t max_payload_bytes; /* the inline payload of one op */
+	uint64_t time_budget_ns;    /* an op that runs longer loses its context */
 };
 
-/* Size of the caps payload of version 1 (the fields up to max_op_bytes). */
+/* Size of the caps payload of version 1 (the fields up to max_op_bytes)
+ * and of version 2 (up to max_gemm_dim). */
 #define VGPU_COMPUTE_CAPS_V1_SIZE 24u
+#define VGPU_COMPUTE_CAPS_V2_SIZE 32u
+
+/* caps.features (version 3). */
+#define VGPU_FEATURE_PROGRAMS (1u << 0) /* PROGRAM_*, KERNEL_*, DISPATCH, QUERY */
+#define VGPU_FEATURE_IL       (1u << 1) /* PROGRAM_BUILD takes SPIR-V (VGPU_PROGRAM_IL) */
+#define VGPU_FEATURE_FP64     (1u << 2) /* the device's kernels have double */
+#define VGPU_FEATURE_FP16     (1u << 3) /* ... and half */
 
 /* What runs the ops on the host (caps.backend). */
 enum vgpu_compute_backend {
@@ -93,11 +112,43 @@ enum vgpu_compute_opcode {
 	 * little-endian f64 at dst[dst_off, +8); len % 4 == 0. See
 	 * docs/compute-capset.md for the tolerance. */
 	VGPU_OP_REDUCE_F32 = 7,
+	/*
+	 * Version 3: the guest's own programs (docs/compute-capset.md,
+	 * section 5). These ops are followed in the stream by `len` bytes
+	 * of payload, padded with zeros to a multiple of 8; `len` counts
+	 * the payload, not the padding. Programs and kernels are objects of
+	 * the context, named by ids the guest chooses.
+	 */
+	/* Build program arg0 from the input at src[src_off, +arg1): a
+	 * struct vgpu_program_input, then its options, then its source or
+	 * binary. The outcome (struct vgpu_build_result, then as much of
+	 * the build log as fits) goes to dst[dst_off, +arg2). A failed
+	 * build is not a failed op: the result record says so. */
+	VGPU_OP_PROGRAM_BUILD = 8,
+	/* dst[dst_off, +arg2) = struct vgpu_blob_header, then program arg0's
+	 * binary (CL_PROGRAM_BINARIES) when it fits. */
+	VGPU_OP_PROGRAM_BINARY = 9,
+	/* Forget program arg0 (kernels made from it stay valid). */
+	VGPU_OP_PROGRAM_RELEASE = 10,
+	/* Kernel arg0 = the kernel of program arg1 named by the payload (a
+	 * NUL-terminated name); dst[dst_off, +arg2) = struct
+	 * vgpu_kernel_info and its struct vgpu_kernel_arg_info records. */
+	VGPU_OP_KERNEL_CREATE = 11,
+	VGPU_OP_KERNEL_RELEASE = 12,   /* forget kernel arg0 */
+	/* Run kernel arg0 over an NDRange; the payload is a struct
+	 * vgpu_dispatch, its struct vgpu_dispatch_arg records, then the
+	 * bytes of its by-value arguments. */
+	VGPU_OP_DISPATCH = 13,
+	/* dst[dst_off, +arg2) = the answer to query arg0 (VGPU_QUERY_*). */
+	VGPU_OP_QUERY = 14,
 	VGPU_OP_COUNT
 };
 
 #define VGPU_COMPUTE_OP_MASK_V1 ((1u << (VGPU_OP_SUM_F32 + 1)) - 1u)
+#define VGPU_COMPUTE_OP_MASK_V2 ((1u << (VGPU_OP_REDUCE_F32 + 1)) - 1u)
 #define VGPU_COMPUTE_OP_MASK ((1u << VGPU_OP_COUNT) - 1u)
+/* The ops that carry a payload and run in the context's worker. */
+#define VGPU_COMPUTE_OP_MASK_PROGRAMS (VGPU_COMPUTE_OP_MASK & ~VGPU_COMPUTE_OP_MASK_V2)
 #define VGPU_COMPUTE_MAX_GEMM_DIM 8192u
 /* Most multiply-adds one SGEMM may ask for (2^33: seconds on a CPU), so
  * that one op cannot hold the device for minutes. */
@@ -113,10 +164,10 @@ struct vgpu_compute_op {
 	uint64_t src_off;
 	uint64_t len;       /* bytes */
 	uint64_t arg0;
-	uint64_t arg1;      /* must be 0 except for SGEMM */
+	uint64_t arg1;      /* must be 0 except for SGEMM and version 3 ops */
 	union {
-		uint64_t reserved;  /* must be 0 except for SGEMM */
-		uint64_t arg2;      /* SGEMM: ldb | ldc << 32 */
+		uint64_t reserved;  /* must be 0 except for SGEMM and version 3 ops */
+		uint64_t arg2;      /* SGEMM: ldb | ldc << 32; version 3: output room */
 	};
 };
 
@@ -124,7 +175,9 @@ struct vgpu_compute_op {
 
 /*
  * Submit header, followed by num_ops struct vgpu_compute_op. The whole
- * SUBMIT_3D payload must be exactly sizeof(header) + num_ops * 64 bytes.
+ * SUBMIT_3D payload must be exactly sizeof(header) + num_ops * 64 bytes,
+ * plus the padded payloads of version 3 ops (each right after its op), and
+ * at most VGPU_COMPUTE_MAX_SUBMIT_BYTES_V3 with them.
  *
  * If status_res is non-zero, the device writes a struct
  * vgpu_compute_status at status_res[status_off, +16) when the submit ends,
@@ -157,7 +210,13 @@ enum vgpu_compute_result {
 	 * are not page aligned). Nothing has been written. */
 	VGPU_COMPUTE_E_NOWINDOW = 9,
 	VGPU_COMPUTE_E_DEVICE = 10,    /* the compute device failed while running */
+	/* Version 3. */
+	VGPU_COMPUTE_E_OBJECT = 11,    /* program or kernel id unknown (or in use, to create) */
+	VGPU_COMPUTE_E_ARGS = 12,      /* DISPATCH arguments do not fit the kernel */
+	VGPU_COMPUTE_E_WORKSIZE = 13,  /* work sizes, offsets or local memory out of bounds */
 	VGPU_COMPUTE_E_TIMEOUT = 14,   /* the op ran past the context's time budget */
+	VGPU_COMPUTE_E_LOST = 15,      /* the context's worker is gone: create a new context */
+	VGPU_COMPUTE_E_NOPROGRAMS = 16,/* the device runs no programs now (no usable worker) */
 };
 
 struct vgpu_compute_status {
@@ -170,6 +229,122 @@ struct vgpu_compute_status {
  * Validation happens for the whole submit before any op runs: a submit
  * that fails writes nothing into any resource except its status record.
  */
+
+/* ---- version 3: programs, kernels, dispatch -------------------------------- */
+
+/* Largest inline payload of one op, and of a whole submit with payloads. */
+#define VGPU_COMPUTE_MAX_PAYLOAD (64u * 1024u)
+#define VGPU_COMPUTE_MAX_SUBMIT_BYTES_V3 (1024u * 1024u)
+
+/* The 8-byte padded size of a payload. */
+#define VGPU_COMPUTE_PAYLOAD_PAD(n) (((uint64_t)(n) + 7u) & ~(uint64_t)7u)
+
+enum vgpu_program_kind {
+	VGPU_PROGRAM_SOURCE = 0,  /* OpenCL C source text */
+	VGPU_PROGRAM_BINARY = 1,  /* a binary PROGRAM_BINARY returned earlier */
+	VGPU_PROGRAM_IL = 2,      /* SPIR-V (only with VGPU_FEATURE_IL) */
+};
+
+/* At the start of PROGRAM_BUILD's input; options_len bytes of build
+ * options (no NUL needed) and data_len bytes of program follow. */
+struct vgpu_program_input {
+	uint32_t kind;          /* enum vgpu_program_kind */
+	uint32_t options_len;   /* < 4096 */
+	uint64_t data_len;      /* 1 .. caps.max_program_bytes */
+};
+
+/* The build outcome. */
+struct vgpu_build_result {
+	int32_t status;         /* 0: built; else the OpenCL error (CL_BUILD_PROGRAM_FAILURE,
+				 * CL_INVALID_BINARY, CL_INVALID_BUILD_OPTIONS, ...) */
+	uint32_t num_kernels;   /* kernels in the program once built */
+	uint64_t log_size;      /* bytes of the whole build log */
+	uint64_t binary_size;   /* bytes PROGRAM_BINARY will return */
+	uint64_t log_written;   /* of the log, bytes after this record (what fits) */
+};
+
+/* At the start of PROGRAM_BINARY's and QUERY's output: how much there is,
+ * and how much of it follows (size when it fits, else 0). */
+struct vgpu_blob_header {
+	uint64_t size;
+	uint64_t written;
+};
+
+/* Address space of a kernel argument (CL_KERNEL_ARG_ADDRESS_QUALIFIER). */
+enum vgpu_arg_space {
+	VGPU_ARG_SPACE_PRIVATE = 0,   /* by value */
+	VGPU_ARG_SPACE_GLOBAL = 1,
+	VGPU_ARG_SPACE_CONSTANT = 2,
+	VGPU_ARG_SPACE_LOCAL = 3,
+	/* The device does not know (a program built from a binary: OpenCL
+	 * keeps no argument info for those): any argument kind is sent, and
+	 * the device refuses what does not fit the kernel (E_ARGS). */
+	VGPU_ARG_SPACE_UNKNOWN = 4,
+};
+
+#define VGPU_KERNEL_NAME_MAX 256u
+#define VGPU_ARG_NAME_MAX 64u
+
+struct vgpu_kernel_info {
+	uint32_t num_args;
+	int32_t status;                  /* 0: the kernel was made; else the OpenCL error
+					  * (CL_INVALID_KERNEL_NAME, ...) and nothing else is set */
+	uint64_t work_group_size;        /* CL_KERNEL_WORK_GROUP_SIZE */
+	uint64_t compile_work_group_size[3];
+	uint64_t preferred_multiple;     /* CL_KERNEL_PREFERRED_WORK_GROUP_SIZE_MULTIPLE */
+	uint64_t local_mem_size;         /* CL_KERNEL_LOCAL_MEM_SIZE */
+	uint64_t private_mem_size;       /* CL_KERNEL_PRIVATE_MEM_SIZE */
+	/* num_args struct vgpu_kernel_arg_info follow, as many as fit */
+};
+
+struct vgpu_kernel_arg_info {
+	uint32_t space;                  /* enum vgpu_arg_space */
+	uint32_t access;                 /* CL_KERNEL_ARG_ACCESS_QUALIFIER */
+	uint32_t type_qualifier;         /* CL_KERNEL_ARG_TYPE_QUALIFIER bits */
+	uint32_t reserved;
+	char type_name[VGPU_ARG_NAME_MAX]; /* NUL-terminated; "" when the device does not say */
+	char name[VGPU_ARG_NAME_MAX];
+};
+
+enum vgpu_dispatch_arg_kind {
+	VGPU_DARG_BUFFER = 0,     /* res [offset, +size), access VGPU_OP_READ|VGPU_OP_WRITE */
+	VGPU_DARG_NULL = 1,       /* a NULL buffer */
+	VGPU_DARG_VALUE = 2,      /* size bytes at offset in the payload's value area */
+	VGPU_DARG_LOCAL = 3,      /* size bytes of local memory */
+};
+
+struct vgpu_dispatch_arg {
+	uint32_t kind;            /* enum vgpu_dispatch_arg_kind */
+	uint32_t access;          /* buffers: VGPU_OP_READ | VGPU_OP_WRITE */
+	uint32_t res;             /* buffers: a resource attached to the context */
+	uint32_t reserved;
+	uint64_t offset;
+	uint64_t size;
+};
+
+/* DISPATCH's payload: this, num_args struct vgpu_dispatch_arg, then the
+ * value area (the bytes of VGPU_DARG_VALUE arguments). */
+struct vgpu_dispatch {
+	uint32_t work_dim;        /* 1 .. 3 */
+	uint32_t num_args;
+	uint64_t global_offset[3];
+	uint64_t global_size[3];  /* each >= 1 in the dims used */
+	uint64_t local_size[3];   /* all 0: the device chooses */
+};
+
+/* QUERY ids. */
+enum vgpu_query {
+	/* The compute device as OpenCL describes it: a sequence of records
+	 * (struct vgpu_info_record, then size bytes, padded to 8), one per
+	 * CL_DEVICE_* parameter the device reports, in the device's own
+	 * terms; the guest filters what it implements. */
+	VGPU_QUERY_DEVICE_INFO = 1,
+};
+
+struct vgpu_info_record {
+	uint32_t param;           /* a CL_DEVICE_* or CL_PLATFORM_* value */
+	uint32_t size;            /* bytes of the value */
+};
 
 /*
  * The byte ranges an op reads and writes, derived from its fields alone.
@@ -233,7 +408,7 @@ static inline void vgpu_op_range_set(struct vgpu_op_range *r, uint32_t side, uin
 
 /*
  * Fill r[] with the ranges op (host byte order) touches; returns how many
- * (0 for NOP), or the negative of a vgpu_compute_result when the fields
+ * (0 for NOP, the releases and DISPATCH), or the negative of a vgpu_compute_result when the fields
  * that size the ranges are themselves invalid: an unknown opcode
  * (-VGPU_COMPUTE_E_OPCODE), an SGEMM shape outside its limits
  * (-VGPU_COMPUTE_E_MALFORMED, or -VGPU_COMPUTE_E_RANGE past
@@ -282,6 +457,21 @@ static inline int vgpu_op_ranges(const struct vgpu_compute_op *op,
 		vgpu_op_range_set(&r[2], VGPU_OP_DST, VGPU_OP_WRITE, op->dst_off,
 				  vgpu_mat_bytes(g.m, g.n, g.ldc));
 		return 3;
+	/* Version 3: the input and the outcome; DISPATCH's buffers are in its
+	 * payload (struct vgpu_dispatch_arg), not in the op. */
+	case VGPU_OP_PROGRAM_BUILD:
+		vgpu_op_range_set(&r[0], VGPU_OP_SRC, VGPU_OP_READ, op->src_off, op->arg1);
+		vgpu_op_range_set(&r[1], VGPU_OP_DST, VGPU_OP_WRITE, op->dst_off, op->arg2);
+		return 2;
+	case VGPU_OP_PROGRAM_BINARY:
+	case VGPU_OP_KERNEL_CREATE:
+	case VGPU_OP_QUERY:
+		vgpu_op_range_set(&r[0], VGPU_OP_DST, VGPU_OP_WRITE, op->dst_off, op->arg2);
+		return 1;
+	case VGPU_OP_PROGRAM_RELEASE:
+	case VGPU_OP_KERNEL_RELEASE:
+	case VGPU_OP_DISPATCH:
+		return 0;
 	default:
 		return -(int)VGPU_COMPUTE_E_OPCODE;
 	}
@@ -292,7 +482,13 @@ static inline int vgpu_op_ranges(const struct vgpu_compute_op *op,
 #else
 #define VGPU_STATIC_ASSERT(c, m) _Static_assert(c, m)
 #endif
-VGPU_STATIC_ASSERT(sizeof(struct vgpu_compute_caps) == 32, "caps size");
+VGPU_STATIC_ASSERT(sizeof(struct vgpu_compute_caps) == 64, "caps size");
+VGPU_STATIC_ASSERT(sizeof(struct vgpu_program_input) == 16, "program input size");
+VGPU_STATIC_ASSERT(sizeof(struct vgpu_build_result) == 32, "build result size");
+VGPU_STATIC_ASSERT(sizeof(struct vgpu_kernel_info) == 64, "kernel info size");
+VGPU_STATIC_ASSERT(sizeof(struct vgpu_kernel_arg_info) == 144, "kernel arg info size");
+VGPU_STATIC_ASSERT(sizeof(struct vgpu_dispatch_arg) == 32, "dispatch arg size");
+VGPU_STATIC_ASSERT(sizeof(struct vgpu_dispatch) == 80, "dispatch size");
 VGPU_STATIC_ASSERT(sizeof(struct vgpu_compute_op) == 64, "op size");
 VGPU_STATIC_ASSERT(sizeof(struct vgpu_compute_submit) == 24, "submit size");
 VGPU_STATIC_ASSERT(sizeof(struct vgpu_compute_status) == 16, "status size");

@@ -15,6 +15,8 @@ packages=(
 	valgrind gnuplot-nox procps python3-ply
 	# the OpenCL backend: the ICD loader and PoCL's CPU device
 	pocl-opencl-icd ocl-icd-opencl-dev opencl-c-headers clinfo
+	# the worker that runs the guest's own kernels: its seccomp filter
+	libseccomp-dev
 	# QEMU 10.0 from source (qemu/build.sh) and its firmware at run time
 	libglib2.0-dev libpixman-1-dev libfdt-dev libattr1-dev python3-venv
 	seabios qemu-system-data

@@ -24,9 +24,14 @@ struct vgpu_batch {
 	struct vgpu_compute_op *ops;   /* host byte order until submit */
 	struct vgpu_buffer **dst;      /* per op, referenced */
 	struct vgpu_buffer **src;      /* per op, referenced */
-	uint8_t *cmd;                  /* header + ops, little-endian */
+	struct vgpu_op_extra *x;       /* per op: payload and bindings (version 3) */
+	unsigned int nbinds;           /* bindings of all ops */
+	size_t payload_bytes;          /* padded payloads of all ops */
+	uint8_t *cmd;                  /* header + ops + payloads, little-endian */
+	size_t cmd_cap;
 	uint32_t *handles;             /* bo handles of a submit */
 	struct vgpu_buffer **bufs;     /* distinct buffers of a submit */
+	unsigned int bufs_cap;         /* of bufs (and handles, less one) */
 };
 
 VGPU_EXPORT int vgpu_batch_create(struct vgpu_device *dev, struct vgpu_batch **out)
@@ -53,10 +58,13 @@ VGPU_EXPORT int vgpu_batch_create(struct vgpu_device *dev, struct vgpu_batch **o
 	b->ops = calloc(n, sizeof(*b->ops));
 	b->dst = calloc(n, sizeof(*b->dst));
 	b->src = calloc(n, sizeof(*b->src));
-	b->cmd = calloc(1, sizeof(struct vgpu_compute_submit) + n * sizeof(struct vgpu_compute_op));
+	b->x = calloc(n, sizeof(*b->x));
+	b->cmd_cap = sizeof(struct vgpu_compute_submit) + n * sizeof(struct vgpu_compute_op);
+	b->cmd = calloc(1, b->cmd_cap);
+	b->bufs_cap = 2 * n;
 	b->handles = calloc(2 * (size_t)n + 1, sizeof(*b->handles));
 	b->bufs = calloc(2 * (size_t)n, sizeof(*b->bufs));
-	if (!b->ops || !b->dst || !b->src || !b->cmd || !b->handles || !b->bufs) {
+	if (!b->ops || !b->dst || !b->src || !b->x || !b->cmd || !b->handles || !b->bufs) {
 		vgpu_batch_destroy(b);
 		return vgpu_fail(-ENOMEM, "vgpu_batch_create: out of memory");
 	}
@@ -64,10 +72,22 @@ VGPU_EXPORT int vgpu_batch_create(struct vgpu_device *dev, struct vgpu_batch **o
 	return 0;
 }
 
+static void free_extras(struct vgpu_batch *b)
+{
+	for (unsigned int i = 0; i < b->num_ops; i++) {
+		free(b->x[i].payload);
+		free(b->x[i].bind);
+		memset(&b->x[i], 0, sizeof(b->x[i]));
+	}
+	b->nbinds = 0;
+	b->payload_bytes = 0;
+}
+
 /* Drop the batch's references on the buffers of its ops. */
 static void drop_ops(struct vgpu_batch *b)
 {
 	if (!b->num_ops || vgpu_dev_foreign(b->dev)) {
+		free_extras(b);
 		b->num_ops = 0;
 		return;
 	}
@@ -77,9 +97,18 @@ static void drop_ops(struct vgpu_batch *b)
 			vgpu_buffer_unref_locked(b->dst[i]);
 		if (b->src[i])
 			vgpu_buffer_unref_locked(b->src[i]);
+		for (uint32_t k = 0; k < b->x[i].nbind; k++)
+			if (b->x[i].bind[k].buf)
+				vgpu_buffer_unref_locked(b->x[i].bind[k].buf);
 	}
 	pthread_mutex_unlock(&b->dev->lock);
+	free_extras(b);
 	b->num_ops = 0;
+}
+
+struct vgpu_device *vgpu_batch_device(const struct vgpu_batch *b)
+{
+	return b->dev;
 }
 
 VGPU_EXPORT void vgpu_batch_destroy(struct vgpu_batch *b)
@@ -91,6 +120,7 @@ VGPU_EXPORT void vgpu_batch_destroy(struct vgpu_batch *b)
 	free(b->ops);
 	free(b->dst);
 	free(b->src);
+	free(b->x);
 	free(b->cmd);
 	free(b->handles);
 	free(b->bufs);
@@ -118,19 +148,68 @@ VGPU_EXPORT void vgpu_batch_set_timeout(struct vgpu_batch *b, int timeout_ms)
 		b->timeout_ms = VGPU_DEFAULT_TIMEOUT_MS;
 }
 
-static int add_op(struct vgpu_batch *b, const struct vgpu_compute_op *op,
-		  struct vgpu_buffer *dst, struct vgpu_buffer *src)
+/*
+ * Add an op; with a payload (copied; plen bytes) and bindings (taken over,
+ * nbind of them: the buffers a DISPATCH names in its payload) for the ops
+ * of capset version 3.
+ */
+int vgpu_batch_add_op(struct vgpu_batch *b, const struct vgpu_compute_op *op,
+		      struct vgpu_buffer *dst, struct vgpu_buffer *src, const void *payload,
+		      uint32_t plen, struct vgpu_bind *bind, uint32_t nbind)
 {
 	struct vgpu_device *dev = b->dev;
+	struct vgpu_op_extra *x = &b->x[b->num_ops];
+	size_t total;
 
-	if (b->num_ops >= b->max_ops)
+	if (b->num_ops >= b->max_ops) {
+		free(bind);
 		return vgpu_fail(-E2BIG, "batch full: the device takes at most %u ops a submit",
 				 b->max_ops);
+	}
+	total = sizeof(struct vgpu_compute_submit) +
+		(size_t)(b->num_ops + 1) * sizeof(struct vgpu_compute_op) + b->payload_bytes +
+		(size_t)VGPU_COMPUTE_PAYLOAD_PAD(plen);
+	if (b->payload_bytes + plen && total > VGPU_COMPUTE_MAX_SUBMIT_BYTES_V3) {
+		free(bind);
+		return vgpu_fail(-E2BIG, "batch full: ops and payloads over %u bytes a submit",
+				 VGPU_COMPUTE_MAX_SUBMIT_BYTES_V3);
+	}
+	if (nbind && 2 * b->max_ops + b->nbinds + nbind > b->bufs_cap) {
+		unsigned int cap = 2 * b->max_ops + b->nbinds + nbind;
+		struct vgpu_buffer **nb = realloc(b->bufs, cap * sizeof(*nb));
+		uint32_t *nh;
+
+		if (nb)
+			b->bufs = nb;
+		nh = nb ? realloc(b->handles, ((size_t)cap + 1) * sizeof(*nh)) : NULL;
+		if (!nh) {
+			free(bind);
+			return vgpu_fail(-ENOMEM, "batch: out of memory");
+		}
+		b->handles = nh;
+		b->bufs_cap = cap;
+	}
+	if (plen) {
+		x->payload = malloc(plen);
+		if (!x->payload) {
+			free(bind);
+			return vgpu_fail(-ENOMEM, "batch: out of memory");
+		}
+		memcpy(x->payload, payload, plen);
+		x->payload_len = plen;
+	}
+	x->bind = bind;
+	x->nbind = nbind;
+	b->nbinds += nbind;
+	b->payload_bytes += (size_t)VGPU_COMPUTE_PAYLOAD_PAD(plen);
 	pthread_mutex_lock(&dev->lock);
 	if (dst)
 		vgpu_buffer_ref_locked(dst);
 	if (src)
 		vgpu_buffer_ref_locked(src);
+	for (uint32_t k = 0; k < nbind; k++)
+		if (bind[k].buf)
+			vgpu_buffer_ref_locked(bind[k].buf);
 	pthread_mutex_unlock(&dev->lock);
 	b->ops[b->num_ops] = *op;
 	b->ops[b->num_ops].dst_res = dst ? dst->res_id : 0;
@@ -139,6 +218,12 @@ static int add_op(struct vgpu_batch *b, const struct vgpu_compute_op *op,
 	b->src[b->num_ops] = src;
 	b->num_ops++;
 	return 0;
+}
+
+static int add_op(struct vgpu_batch *b, const struct vgpu_compute_op *op,
+		  struct vgpu_buffer *dst, struct vgpu_buffer *src)
+{
+	return vgpu_batch_add_op(b, op, dst, src, NULL, 0, NULL, 0);
 }
 
 static bool in_range(const struct vgpu_buffer *buf, uint64_t off, uint64_t len)
@@ -367,32 +452,59 @@ static unsigned int collect_buffers(struct vgpu_batch *b)
 	unsigned int n = 0;
 
 	for (unsigned int i = 0; i < b->num_ops; i++) {
-		struct vgpu_buffer *bufs[2] = { b->dst[i], b->src[i] };
+		uint32_t nb = 2 + b->x[i].nbind;
 
-		for (int k = 0; k < 2; k++) {
+		for (uint32_t k = 0; k < nb; k++) {
+			struct vgpu_buffer *buf = k == 0 ? b->dst[i] : k == 1 ? b->src[i] :
+						  b->x[i].bind[k - 2].buf;
 			unsigned int j;
 
-			if (!bufs[k])
+			if (!buf)
 				continue;
-			for (j = 0; j < n && b->bufs[j] != bufs[k]; j++)
+			for (j = 0; j < n && b->bufs[j] != buf; j++)
 				;
 			if (j == n)
-				b->bufs[n++] = bufs[k];
+				b->bufs[n++] = buf;
 		}
 	}
 	return n;
 }
 
-/* The ranges of op i, each with its buffer; the count (0 for ops the device
- * will refuse as malformed). */
-static int op_ranges(const struct vgpu_batch *b, unsigned int i,
-		     struct vgpu_op_range r[VGPU_OP_MAX_RANGES], struct vgpu_buffer **buf)
+/*
+ * The ranges of op i, each with its buffer: those vgpu_op_ranges() derives
+ * from the op, then its bindings (a DISPATCH's buffers); the count (0 for
+ * ops the device will refuse as malformed). r and buf have room for
+ * VGPU_OP_MAX_RANGES + the op's bindings (op_max_ranges()).
+ */
+static int op_ranges(const struct vgpu_batch *b, unsigned int i, struct vgpu_op_range *r,
+		     struct vgpu_buffer **buf)
 {
 	int n = vgpu_op_ranges(&b->ops[i], r);
 
+	if (n < 0)
+		return 0;
 	for (int k = 0; k < n; k++)
 		buf[k] = r[k].side == VGPU_OP_SRC ? b->src[i] : b->dst[i];
-	return n < 0 ? 0 : n;
+	for (uint32_t k = 0; k < b->x[i].nbind; k++) {
+		const struct vgpu_bind *x = &b->x[i].bind[k];
+
+		if (!x->buf)
+			continue;
+		vgpu_op_range_set(&r[n], VGPU_OP_DST, x->access, x->off, x->len);
+		buf[n++] = x->buf;
+	}
+	return n;
+}
+
+/* Room op_ranges() needs for the ops of this batch. */
+static unsigned int op_max_ranges(const struct vgpu_batch *b)
+{
+	unsigned int m = VGPU_OP_MAX_RANGES;
+
+	for (unsigned int i = 0; i < b->num_ops; i++)
+		if (VGPU_OP_MAX_RANGES + b->x[i].nbind > m)
+			m = VGPU_OP_MAX_RANGES + b->x[i].nbind;
+	return m;
 }
 
 /* Grow [*s, *e) to cover [a, a + len), clamped to the buffer. */
@@ -423,10 +535,11 @@ static void extent_add(const struct vgpu_buffer *buf, uintptr_t *s, uintptr_t *e
  * writes, in the caller's address space) and its copy-back list. No lock
  * needed: the buffers are referenced by the batch.
  */
-static int fence_prepare(struct vgpu_batch *b, struct vgpu_fence *f, unsigned int nbufs)
+static int fence_prepare(struct vgpu_batch *b, struct vgpu_fence *f, unsigned int nbufs,
+			 struct vgpu_op_range *r, struct vgpu_buffer **buf)
 {
 	f->ext = calloc(nbufs ? nbufs : 1, sizeof(*f->ext));
-	f->cb = calloc((size_t)b->num_ops * VGPU_OP_MAX_RANGES, sizeof(*f->cb));
+	f->cb = calloc((size_t)b->num_ops * VGPU_OP_MAX_RANGES + b->nbinds, sizeof(*f->cb));
 	if (!f->ext || !f->cb)
 		return -ENOMEM;
 	for (unsigned int j = 0; j < nbufs; j++) {
@@ -434,8 +547,6 @@ static int fence_prepare(struct vgpu_batch *b, struct vgpu_fence *f, unsigned in
 		f->ext[j].copy = vgpu_buffer_on_copy_path(b->bufs[j]);
 	}
 	for (unsigned int i = 0; i < b->num_ops; i++) {
-		struct vgpu_op_range r[VGPU_OP_MAX_RANGES];
-		struct vgpu_buffer *buf[VGPU_OP_MAX_RANGES];
 		int n = op_ranges(b, i, r, buf);
 
 		for (int k = 0; k < n; k++) {
@@ -526,6 +637,27 @@ static size_t encode(struct vgpu_batch *b, uint32_t slot)
 
 		memcpy(p, &le, sizeof(le));
 		p += sizeof(le);
+		if (b->x[i].payload_len) {
+			const struct vgpu_op_extra *x = &b->x[i];
+			size_t pad = (size_t)VGPU_COMPUTE_PAYLOAD_PAD(x->payload_len);
+
+			memcpy(p, x->payload, x->payload_len);
+			memset(p + x->payload_len, 0, pad - x->payload_len);
+			/* A DISPATCH's buffers: their resources and device
+			 * offsets, known only now. */
+			for (uint32_t k = 0; k < x->nbind; k++) {
+				struct vgpu_dispatch_arg a;
+				uint8_t *ap = p + sizeof(struct vgpu_dispatch) + k * sizeof(a);
+
+				if (!x->bind[k].buf)
+					continue;
+				memcpy(&a, ap, sizeof(a));
+				a.res = htole32(x->bind[k].buf->res_id);
+				a.offset = htole64(dev_off(x->bind[k].buf, x->bind[k].off));
+				memcpy(ap, &a, sizeof(a));
+			}
+			p += pad;
+		}
 	}
 	return (size_t)(p - b->cmd);
 }
@@ -582,14 +714,17 @@ static void fill_syncobjs(struct drm_virtgpu_execbuffer_syncobj *s, uint32_t n,
 }
 
 /* Checks of the whole batch before anything is copied or queued. */
-static int check_batch(const struct vgpu_batch *b)
+static int check_batch(const struct vgpu_batch *b, struct vgpu_op_range *r,
+		       struct vgpu_buffer **buf)
 {
 	for (unsigned int i = 0; i < b->num_ops; i++) {
-		struct vgpu_op_range r[VGPU_OP_MAX_RANGES];
-		struct vgpu_buffer *buf[VGPU_OP_MAX_RANGES];
 		int n = op_ranges(b, i, r, buf);
+		bool gone = (b->dst[i] && b->dst[i]->destroyed) ||
+			    (b->src[i] && b->src[i]->destroyed);
 
-		if ((b->dst[i] && b->dst[i]->destroyed) || (b->src[i] && b->src[i]->destroyed))
+		for (uint32_t k = 0; k < b->x[i].nbind; k++)
+			gone |= b->x[i].bind[k].buf && b->x[i].bind[k].buf->destroyed;
+		if (gone)
 			return vgpu_fail(-EINVAL, "vgpu_batch_submit_async: op %u names a buffer "
 					 "that was destroyed", i);
 		/* The device cannot refuse writes into blobs that are
@@ -603,38 +738,20 @@ static int check_batch(const struct vgpu_batch *b)
 	return 0;
 }
 
-VGPU_EXPORT int vgpu_batch_submit_async(struct vgpu_batch *b, const struct vgpu_submit_info *info,
-					struct vgpu_fence **out)
+/* The rest of vgpu_batch_submit_async(), with room for op_ranges(). */
+static int submit_checked(struct vgpu_batch *b, const struct vgpu_submit_info *info,
+			  struct vgpu_fence **out, struct vgpu_op_range *r,
+			  struct vgpu_buffer **rbuf)
 {
 	struct drm_virtgpu_execbuffer_syncobj ins[64], outs[64];
 	struct drm_virtgpu_execbuffer eb;
-	struct vgpu_device *dev;
+	struct vgpu_device *dev = b->dev;
 	struct vgpu_fence *f;
 	unsigned int nbufs;
 	int64_t deadline;
 	bool copies;
 	uint32_t slot;
 	int err;
-
-	if (!out)
-		return vgpu_fail(-EINVAL, "vgpu_batch_submit_async: out is NULL");
-	*out = NULL;
-	if (!b)
-		return vgpu_fail(-EINVAL, "vgpu_batch_submit_async: batch is NULL");
-	dev = b->dev;
-	err = vgpu_dev_check(dev, "vgpu_batch_submit_async");
-	if (err)
-		return err;
-	if (b->num_ops == 0)
-		return vgpu_fail(-EINVAL, "vgpu_batch_submit_async: the batch has no ops");
-	err = check_submit_info(b, info);
-	if (err)
-		return err;
-	pthread_mutex_lock(&dev->lock);
-	err = check_batch(b);
-	pthread_mutex_unlock(&dev->lock);
-	if (err)
-		return err;
 
 	f = calloc(1, sizeof(*f));
 	if (!f)
@@ -646,7 +763,7 @@ VGPU_EXPORT int vgpu_batch_submit_async(struct vgpu_batch *b, const struct vgpu_
 	f->ring = info ? info->ring : 0;
 	nbufs = collect_buffers(b);
 	f->nextents = nbufs;
-	err = fence_prepare(b, f, nbufs);
+	err = fence_prepare(b, f, nbufs, r, rbuf);
 	if (err) {
 		f->nextents = 0;
 		vgpu_fence_unref_locked(f);
@@ -700,13 +817,13 @@ VGPU_EXPORT int vgpu_batch_submit_async(struct vgpu_batch *b, const struct vgpu_
 		b->handles[i + 1] = b->bufs[i]->handle;
 	}
 	for (unsigned int i = 0; i < b->num_ops; i++) {
-		struct vgpu_op_range r[VGPU_OP_MAX_RANGES];
-		struct vgpu_buffer *buf[VGPU_OP_MAX_RANGES];
-		int n = op_ranges(b, i, r, buf);
+		int n = op_ranges(b, i, r, rbuf);
 
+		/* Every range, written ones too: what the device does not
+		 * write must come back as it was. */
 		for (int k = 0; k < n; k++)
-			if (vgpu_buffer_on_copy_path(buf[k]))
-				vgpu_buffer_copy(buf[k], r[k].off, r[k].len, true);
+			if (vgpu_buffer_on_copy_path(rbuf[k]))
+				vgpu_buffer_copy(rbuf[k], r[k].off, r[k].len, true);
 	}
 	{
 		struct vgpu_compute_status *st = vgpu_slot_ptr(dev, slot);
@@ -761,6 +878,60 @@ VGPU_EXPORT int vgpu_batch_submit_async(struct vgpu_batch *b, const struct vgpu_
 	pthread_mutex_unlock(&dev->lock);
 	*out = f;
 	return 0;
+}
+
+VGPU_EXPORT int vgpu_batch_submit_async(struct vgpu_batch *b, const struct vgpu_submit_info *info,
+					struct vgpu_fence **out)
+{
+	struct vgpu_op_range *r;
+	struct vgpu_buffer **rbuf;
+	struct vgpu_device *dev;
+	size_t cmd_len;
+	int err;
+
+	if (!out)
+		return vgpu_fail(-EINVAL, "vgpu_batch_submit_async: out is NULL");
+	*out = NULL;
+	if (!b)
+		return vgpu_fail(-EINVAL, "vgpu_batch_submit_async: batch is NULL");
+	dev = b->dev;
+	err = vgpu_dev_check(dev, "vgpu_batch_submit_async");
+	if (err)
+		return err;
+	if (b->num_ops == 0)
+		return vgpu_fail(-EINVAL, "vgpu_batch_submit_async: the batch has no ops");
+	err = check_submit_info(b, info);
+	if (err)
+		return err;
+	cmd_len = sizeof(struct vgpu_compute_submit) +
+		  (size_t)b->num_ops * sizeof(struct vgpu_compute_op) + b->payload_bytes;
+	if (cmd_len > b->cmd_cap) {
+		uint8_t *c = realloc(b->cmd, cmd_len);
+
+		if (!c)
+			return vgpu_fail(-ENOMEM, "vgpu_batch_submit_async: out of memory");
+		b->cmd = c;
+		b->cmd_cap = cmd_len;
+	}
+	r = calloc(op_max_ranges(b), sizeof(*r));
+	rbuf = calloc(op_max_ranges(b), sizeof(*rbuf));
+	if (!r || !rbuf) {
+		free(r);
+		free(rbuf);
+		return vgpu_fail(-ENOMEM, "vgpu_batch_submit_async: out of memory");
+	}
+	pthread_mutex_lock(&dev->lock);
+	err = check_batch(b, r, rbuf);
+	pthread_mutex_unlock(&dev->lock);
+	if (err) {
+		free(r);
+		free(rbuf);
+		return err;
+	}
+	err = submit_checked(b, info, out, r, rbuf);
+	free(r);
+	free(rbuf);
+	return err;
 }
 
 VGPU_EXPORT int vgpu_batch_run(struct vgpu_batch *b, struct vgpu_submit_result *result)

@@ -244,6 +244,25 @@ static int get_caps(struct vgpu_device *dev)
 		dev->info.caps.backend = le32toh(caps.backend);
 		dev->info.caps.max_gemm_dim = le32toh(caps.max_gemm_dim);
 	}
+	if (ver >= 3) {
+		dev->info.features = le32toh(caps.features);
+		dev->info.max_programs = le32toh(caps.max_programs);
+		dev->info.max_kernels = le32toh(caps.max_kernels);
+		dev->info.max_kernel_args = le32toh(caps.max_kernel_args);
+		dev->info.max_program_bytes = le32toh(caps.max_program_bytes);
+		dev->info.max_payload_bytes = le32toh(caps.max_payload_bytes);
+		dev->info.time_budget_ns = le64toh(caps.time_budget_ns);
+		/* Limits the library can hold to, whatever the device claims. */
+		if (dev->info.max_programs > VGPU_MAX_IDS)
+			dev->info.max_programs = VGPU_MAX_IDS;
+		if (dev->info.max_kernels > VGPU_MAX_IDS)
+			dev->info.max_kernels = VGPU_MAX_IDS;
+		if (dev->info.max_payload_bytes > VGPU_COMPUTE_MAX_PAYLOAD)
+			dev->info.max_payload_bytes = VGPU_COMPUTE_MAX_PAYLOAD;
+		if (!(dev->info.features & VGPU_FEATURE_PROGRAMS) || !dev->info.max_programs ||
+		    !dev->info.max_kernels || !dev->info.max_payload_bytes)
+			dev->info.features = 0;
+	}
 	if (dev->info.caps.version != ver || dev->info.caps.max_ops == 0)
 		return vgpu_fail(-EOPNOTSUPP, "vgpu_open: the device answered capset version %u "
 				 "with version %u and %u ops a submit", ver,
@@ -251,6 +270,8 @@ static int get_caps(struct vgpu_device *dev)
 	/* Only the ops of the version in use, whatever the device claims. */
 	if (ver == 1)
 		dev->info.caps.op_mask &= VGPU_COMPUTE_OP_MASK_V1;
+	else if (ver == 2 || !dev->info.features)
+		dev->info.caps.op_mask &= VGPU_COMPUTE_OP_MASK_V2;
 	else
 		dev->info.caps.op_mask &= VGPU_COMPUTE_OP_MASK;
 	if (dev->info.caps.max_ops > VGPU_COMPUTE_MAX_OPS)
@@ -483,6 +504,8 @@ VGPU_EXPORT void vgpu_close(struct vgpu_device *dev)
 	pthread_mutex_destroy(&dev->lock);
 	pthread_cond_destroy(&dev->retired_cv);
 	pthread_cond_destroy(&dev->cache.pending_cv);
+	free(dev->prog_ids);
+	free(dev->kernel_ids);
 	free(dev);
 }
 

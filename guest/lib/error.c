@@ -53,6 +53,18 @@ VGPU_EXPORT int vgpu_result_to_errno(uint32_t device_result)
 		return -ENOSPC;
 	case VGPU_COMPUTE_E_DEVICE:
 		return -EREMOTEIO;
+	case VGPU_COMPUTE_E_OBJECT:
+		return -EBADF;
+	case VGPU_COMPUTE_E_ARGS:
+		return -EINVAL;
+	case VGPU_COMPUTE_E_WORKSIZE:
+		return -EDOM;
+	case VGPU_COMPUTE_E_TIMEOUT:
+		return -ETIME;
+	case VGPU_COMPUTE_E_LOST:
+		return -ENOTRECOVERABLE;
+	case VGPU_COMPUTE_E_NOPROGRAMS:
+		return -ENOEXEC;
 	default:
 		return -EIO;
 	}
@@ -84,6 +96,19 @@ VGPU_EXPORT const char *vgpu_result_str(uint32_t device_result)
 		       "spent, or mem entries not page aligned)";
 	case VGPU_COMPUTE_E_DEVICE:
 		return "the host's compute device failed while running the submit";
+	case VGPU_COMPUTE_E_OBJECT:
+		return "program or kernel id unknown to the device";
+	case VGPU_COMPUTE_E_ARGS:
+		return "dispatch arguments do not fit the kernel";
+	case VGPU_COMPUTE_E_WORKSIZE:
+		return "work sizes, offsets or local memory out of the device's bounds";
+	case VGPU_COMPUTE_E_TIMEOUT:
+		return "an op ran past the device's time budget (the context's programs are lost)";
+	case VGPU_COMPUTE_E_LOST:
+		return "the context's programs are lost (a program timed out or crashed its "
+		       "worker): open the device again";
+	case VGPU_COMPUTE_E_NOPROGRAMS:
+		return "the device runs no programs";
 	default:
 		return "unknown device result";
 	}
@@ -141,6 +166,19 @@ VGPU_EXPORT const char *vgpu_strerror(int err)
 		return "the device returned no status for the submit";
 	case ECANCELED:
 		return "the submit was abandoned before it completed";
+	case EBADF:
+		return "the device does not know a program or kernel of the submit";
+	case EDOM:
+		return "work sizes, offsets or local memory out of the device's bounds";
+	case ETIME:
+		return "a program ran past the device's time budget: the context's programs "
+		       "are lost";
+	case ENOTRECOVERABLE:
+		return "the context's programs are lost (a program timed out or crashed the "
+		       "device's worker): open the device again";
+	case ENOEXEC:
+		return "the device runs no programs (capset version 3 without "
+		       "VGPU_FEATURE_PROGRAMS)";
 	default:
 		return strerror(-err);
 	}

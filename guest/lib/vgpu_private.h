@@ -18,6 +18,8 @@
 /* Status records: one blob of VGPU_STATUS_SLOTS records, one per submit in
  * flight. */
 #define VGPU_STATUS_SLOTS 256u
+/* Program and kernel ids the library hands out, at most (per context). */
+#define VGPU_MAX_IDS 65536u
 
 struct vgpu_buffer {
 	struct vgpu_device *dev;
@@ -80,6 +82,23 @@ struct vgpu_extent {
 };
 
 /* A copy-path range to copy back when the fence retires. */
+/* A buffer a DISPATCH names in its payload (argument k of the op's
+ * struct vgpu_dispatch): buf NULL for arguments that are not buffers. */
+struct vgpu_bind {
+	struct vgpu_buffer *buf;         /* referenced by the batch */
+	uint64_t off, len;
+	uint32_t access;                 /* VGPU_OP_READ | VGPU_OP_WRITE */
+};
+
+/* What an op of capset version 3 carries besides its 64 bytes. */
+struct vgpu_op_extra {
+	uint8_t *payload;                /* little-endian but for the bindings' res and
+					  * offset, filled in at submit */
+	uint32_t payload_len;
+	uint32_t nbind;
+	struct vgpu_bind *bind;
+};
+
 struct vgpu_copyback {
 	struct vgpu_buffer *buf;
 	uint64_t off, len;
@@ -121,6 +140,8 @@ struct vgpu_device {
 	unsigned int pending_copyback;   /* of them, with copy-backs due */
 	uint64_t slot_map[VGPU_STATUS_SLOTS / 64]; /* bit set: slot in use */
 	struct vgpu_rcache cache;
+	/* program and kernel ids of the context (program.c): bit set, in use */
+	uint64_t *prog_ids, *kernel_ids;
 	/* status records: a small mappable guest blob */
 	uint32_t status_handle;
 	uint32_t status_res_id;
@@ -192,6 +213,13 @@ int vgpu_wait_retire_locked(struct vgpu_fence *f, int64_t deadline_ns);
 void vgpu_quiesce_buffer_locked(struct vgpu_buffer *buf);
 
 /* A result record saying the device never reported (struct_size honoured). */
+/* batch.c for program.c: add an op with a payload (copied) and bindings
+ * (taken over, freed on failure too). */
+int vgpu_batch_add_op(struct vgpu_batch *b, const struct vgpu_compute_op *op,
+		      struct vgpu_buffer *dst, struct vgpu_buffer *src, const void *payload,
+		      uint32_t plen, struct vgpu_bind *bind, uint32_t nbind);
+struct vgpu_device *vgpu_batch_device(const struct vgpu_batch *b);
+
 void vgpu_result_not_executed(struct vgpu_submit_result *r, uint32_t num_ops, uint32_t ring);
 
 /* Wait for and retire every unretired fence (vgpu_close()). */

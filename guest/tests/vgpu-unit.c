@@ -48,7 +48,13 @@ static void test_results(void)
 		{ VGPU_COMPUTE_E_NOBACKING, -ENXIO },
 		{ VGPU_COMPUTE_E_NOWINDOW, -ENOSPC },
 		{ VGPU_COMPUTE_E_DEVICE, -EREMOTEIO },
-		{ 11, -EIO },
+		{ VGPU_COMPUTE_E_OBJECT, -EBADF },
+		{ VGPU_COMPUTE_E_ARGS, -EINVAL },
+		{ VGPU_COMPUTE_E_WORKSIZE, -EDOM },
+		{ VGPU_COMPUTE_E_TIMEOUT, -ETIME },
+		{ VGPU_COMPUTE_E_LOST, -ENOTRECOVERABLE },
+		{ VGPU_COMPUTE_E_NOPROGRAMS, -ENOEXEC },
+		{ 17, -EIO },
 		{ 0xffffffffu, -EIO },
 	};
 	const char *unknown = vgpu_result_str(0xfffffffeu);
@@ -63,7 +69,7 @@ static void test_results(void)
 	}
 	/* Every result code the device defines has a message of its own, and
 	 * every errno they map to a text of its own too. */
-	for (uint32_t r = VGPU_COMPUTE_OK; r <= VGPU_COMPUTE_E_DEVICE; r++) {
+	for (uint32_t r = VGPU_COMPUTE_OK; r <= VGPU_COMPUTE_E_NOPROGRAMS; r++) {
 		if (strcmp(vgpu_result_str(r), unknown) == 0)
 			distinct = false;
 		for (uint32_t q = VGPU_COMPUTE_E_MALFORMED; q < r; q++)

@@ -78,7 +78,7 @@ extern "C" {
 #endif
 
 #define VGPU_VERSION_MAJOR 1
-#define VGPU_VERSION_MINOR 1
+#define VGPU_VERSION_MINOR 2
 #define VGPU_VERSION_PATCH 0
 #define VGPU_SOVERSION 1
 #define VGPU_MAKE_VERSION(major, minor, patch) \
@@ -180,6 +180,15 @@ struct vgpu_info {
 	struct vgpu_caps caps;      /* the compute capset's contents */
 	uint32_t num_rings;         /* rings of the context (vgpu_submit_info.ring) */
 	uint32_t max_in_flight;     /* submits that can be in flight at once */
+	/* 1.2: capset version 3, the guest's own programs (0 when the device
+	 * lacks them or answers an older version) */
+	uint32_t features;          /* VGPU_FEATURE_* (vgpu_compute.h) */
+	uint32_t max_programs;      /* programs alive at once in the context */
+	uint32_t max_kernels;       /* kernels alive at once */
+	uint32_t max_kernel_args;   /* arguments of one kernel */
+	uint32_t max_program_bytes; /* source or binary of one build */
+	uint32_t max_payload_bytes; /* inline bytes of one op (by-value arguments) */
+	uint64_t time_budget_ns;    /* an op that runs longer costs the context */
 };
 
 /* Fill the first info->struct_size bytes of *info (struct_size must cover at
@@ -582,6 +591,120 @@ bool vgpu_fence_needs_retire(const struct vgpu_fence *f);
 /* Drop the fence. A submit still in flight is not cancelled: the library
  * retires it later. NULL is accepted. */
 void vgpu_fence_destroy(struct vgpu_fence *f);
+
+/* ---- 1.2: the guest's own programs (capset version 3) ----------------------- */
+
+/*
+ * OpenCL C programs (or binaries the device returned, or SPIR-V where
+ * info.features has VGPU_FEATURE_IL) built and run by the device on the
+ * caller's buffers: with userptr, on the caller's own pages. The device
+ * runs them in a sandboxed process of this context's own; a program that
+ * runs past info.time_budget_ns, or crashes it, loses the context: every
+ * later program call fails with -ENOTRECOVERABLE (close and reopen). The
+ * built-in ops of the batch keep working.
+ *
+ * Errors of every call below, besides those named: -EINVAL (NULL or bad
+ * arguments: vgpu_error_detail() says which), -ENOEXEC (the device runs no
+ * programs: info.features lacks VGPU_FEATURE_PROGRAMS), -ENOMEM, -ENODEV,
+ * -ETIMEDOUT, and the device's result mapped as for vgpu_batch_run():
+ *   VGPU_COMPUTE_E_OBJECT  -> -EBADF      VGPU_COMPUTE_E_ARGS     -> -EINVAL
+ *   VGPU_COMPUTE_E_WORKSIZE -> -EDOM      VGPU_COMPUTE_E_TIMEOUT  -> -ETIME
+ *   VGPU_COMPUTE_E_LOST    -> -ENOTRECOVERABLE
+ *   VGPU_COMPUTE_E_NOPROGRAMS -> -ENOEXEC
+ */
+struct vgpu_program;
+struct vgpu_kernel;
+
+/* What a build said. log is malloc'd and NUL-terminated (free() it), NULL
+ * when the device had nothing to say. */
+struct vgpu_build_log {
+	size_t struct_size;     /* sizeof(struct vgpu_build_log) of the caller */
+	int32_t status;         /* 0: built; else the OpenCL error
+				 * (CL_BUILD_PROGRAM_FAILURE -11, CL_INVALID_BINARY -42,
+				 * CL_INVALID_BUILD_OPTIONS -43, ...) */
+	uint32_t num_kernels;
+	uint64_t binary_size;
+	char *log;
+};
+
+/*
+ * Build a program: kind is VGPU_PROGRAM_SOURCE (data: OpenCL C, no NUL
+ * needed), VGPU_PROGRAM_BINARY (data: what vgpu_program_binary() returned)
+ * or VGPU_PROGRAM_IL (SPIR-V); options as for clBuildProgram (NULL: none).
+ * Returns 0 when the device built it (*out set) and when the build failed
+ * (*out NULL, log->status the OpenCL error, log->log the compiler's words);
+ * log may be NULL. Errors: -ENOSPC (max_programs alive), -E2BIG (data over
+ * max_program_bytes), -EOPNOTSUPP (IL without VGPU_FEATURE_IL).
+ */
+int vgpu_program_build(struct vgpu_device *dev, uint32_t kind, const void *data, size_t size,
+		       const char *options, struct vgpu_program **out,
+		       struct vgpu_build_log *log);
+/* The program's binary for VGPU_PROGRAM_BINARY, malloc'd (free() it). */
+int vgpu_program_binary(struct vgpu_program *p, void **data, size_t *size);
+/* Kernels in the program. */
+uint32_t vgpu_program_num_kernels(const struct vgpu_program *p);
+/* Release the program (its kernels stay usable). NULL is accepted. */
+void vgpu_program_destroy(struct vgpu_program *p);
+
+/*
+ * The kernel of p called name. Errors: -ENOENT (no kernel of that name),
+ * -ENOSPC (max_kernels alive).
+ */
+int vgpu_kernel_create(struct vgpu_program *p, const char *name, struct vgpu_kernel **out);
+/* What the device says of the kernel and of each of its arguments
+ * (struct vgpu_kernel_info and vgpu_kernel_arg_info, vgpu_compute.h); the
+ * pointers live as long as the kernel. */
+const struct vgpu_kernel_info *vgpu_kernel_get_info(const struct vgpu_kernel *k);
+const struct vgpu_kernel_arg_info *vgpu_kernel_get_args(const struct vgpu_kernel *k,
+							uint32_t *num_args);
+const char *vgpu_kernel_name(const struct vgpu_kernel *k);
+void vgpu_kernel_destroy(struct vgpu_kernel *k);
+
+/* One argument of a dispatch, by the kernel argument's address space:
+ * global and constant pointers are buffers (or NULL), private ones values,
+ * local ones a size of local memory. */
+struct vgpu_kernel_arg {
+	uint32_t kind;            /* VGPU_DARG_BUFFER, _NULL, _VALUE, _LOCAL */
+	uint32_t access;          /* buffers: VGPU_OP_READ | VGPU_OP_WRITE, what the
+				   * kernel may do (the copy path copies back the
+				   * ranges it may write) */
+	struct vgpu_buffer *buf;  /* buffers */
+	uint64_t offset;          /* buffers: the kernel's pointer is buf + offset */
+	uint64_t size;            /* buffers: bytes from offset; values: bytes of value
+				   * (1 .. 4096); local: bytes */
+	const void *value;        /* values */
+};
+
+/* The NDRange: work_dim 1 .. 3; in each dimension used a global size >= 1
+ * and a local size (the work-group's), or local sizes all 0: the device
+ * chooses. Dimensions past work_dim must be 0. */
+struct vgpu_ndrange {
+	uint32_t work_dim;
+	uint64_t offset[3];
+	uint64_t global[3];
+	uint64_t local[3];
+};
+
+/*
+ * Add a dispatch of kernel k to the batch: num_args arguments, exactly
+ * the kernel's, each of the kind its address space takes (any kind where
+ * the device reports VGPU_ARG_SPACE_UNKNOWN, as for a program built from a
+ * binary: the device then refuses what does not fit, -EINVAL at the wait). The batch takes
+ * a reference on every buffer. Ordering and the copy path treat each
+ * buffer range as the op's own. Errors: -EINVAL, -ERANGE (a range outside
+ * its buffer), -EACCES (write access to a read-only buffer), -E2BIG (the
+ * batch is full, or the values are over max_payload_bytes).
+ */
+int vgpu_batch_dispatch(struct vgpu_batch *b, struct vgpu_kernel *k,
+			const struct vgpu_ndrange *range, const struct vgpu_kernel_arg *args,
+			uint32_t num_args);
+
+/*
+ * The device as OpenCL describes it (VGPU_QUERY_DEVICE_INFO): a sequence of
+ * struct vgpu_info_record, each followed by its value padded to 8 bytes;
+ * malloc'd (free() it).
+ */
+int vgpu_query_device_info(struct vgpu_device *dev, void **data, size_t *size);
 
 /* Text for a device result code (enum vgpu_compute_result). */
 const char *vgpu_result_str(uint32_t device_result);

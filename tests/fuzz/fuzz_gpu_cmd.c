@@ -5,7 +5,10 @@
  * Input: a sequence of commands, each preceded by a little-endian u16
  * length. They run in order against one device (so a fuzzed CREATE_BLOB
  * can be followed by an ATTACH and a SUBMIT_3D) whose guest RAM is two
- * small regions: [0x10000, +64 KiB) and [0x30000, +16 KiB).
+ * small regions: [0x10000, +64 KiB) and [0x30000, +16 KiB). The device
+ * offers the guest's programs (capset version 3) in validate-only mode:
+ * every version 3 op and its payload is decoded and checked as for real,
+ * and no worker is started (an op that passes fails with E_LOST).
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -14,12 +17,14 @@
 #include "engine.h"
 #include "gpu_device.h"
 #include "guest_mem.h"
+#include "programs.h"
 #include "vgpu_virtio_ext.h"
 
 static uint8_t ram0[64 * 1024], ram1[16 * 1024];
 static struct guest_mem gm;
 static struct engine *eng;
 static struct gpu_device *dev;
+static struct programs *progs;
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -33,8 +38,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		gm_init(&gm);
 		gm_add_host_region(&gm, 0x10000, sizeof(ram0), 0x10000, ram0);
 		gm_add_host_region(&gm, 0x30000, sizeof(ram1), 0x30000, ram1);
+		struct programs_config pc = { .validate_only = true };
+
 		eng = engine_new(2);
+		progs = programs_new(&pc);
+		engine_set_programs(eng, progs);
 		dev = gpu_device_new(eng, &lim);
+		gpu_device_set_programs(dev, progs);
 	}
 	/* First byte: without the userptr feature when odd. */
 	if (size && (data[0] & 1))

@@ -29,6 +29,8 @@ def cmds(*cs, flag=0):
 CTX_CREATE, CTX_ATTACH, SUBMIT = 0x200, 0x202, 0x207
 BLOB, UNREF, ATTACH_BACKING, DETACH_BACKING = 0x10c, 0x102, 0x106, 0x107
 GET_DISPLAY_INFO, GET_CAPSET_INFO, GET_CAPSET = 0x100, 0x108, 0x109
+# VIRTIO_GPU_BLOB_FLAG_USE_USERPTR, VIRTIO_GPU_BLOB_FLAG_USERPTR_RDONLY
+USERPTR, RDONLY = 0x100, 0x200
 
 
 def ctx_create(ctx, init=16):
@@ -61,8 +63,8 @@ write('gpu_cmd', 'info', cmds(hdr(GET_DISPLAY_INFO),
                               hdr(GET_CAPSET) + struct.pack('<II', 16, 1)))
 setup = [ctx_create(1),
          blob(1, 3, 0, 8192, [(0x10000, 4096), (0x30000, 4096)], ctx=1),
-         blob(2, 1, 8, 8192, [(0x12000, 8192)]),
-         blob(3, 1, 0x18, 4096, [(0x31000, 4096)]),
+         blob(2, 1, USERPTR, 8192, [(0x12000, 8192)]),
+         blob(3, 1, USERPTR | RDONLY, 4096, [(0x31000, 4096)]),
          attach(1, 1), attach(1, 2), attach(1, 3)]
 write('gpu_cmd', 'compute', cmds(*setup, submit(1, [
     op(2, dst=1, ln=4096, arg0=0x3f800000),
@@ -71,6 +73,24 @@ write('gpu_cmd', 'compute', cmds(*setup, submit(1, [
     op(3, dst=2, doff=8, src=1, ln=100, arg0=7),
     op(5, dst=2, doff=16, src=1, ln=64),
     op(0)], status_res=2, status_off=4096, flags=3, fence=9)))
+# Version 3: an op followed by its payload, padded to 8 bytes.
+def op3(opc, arg0=0, dst=0, doff=0, src=0, soff=0, arg1=0, arg2=0, payload=b''):
+    o = struct.pack('<IIIIQQQQQQ', opc, 0, dst, src, doff, soff, len(payload), arg0, arg1, arg2)
+    return o + payload + b'\0' * (-len(payload) % 8)
+
+
+src = b'__kernel void k(__global float *x, const float a) { x[0] = a; }'
+pin = struct.pack('<IIQ', 0, 0, len(src)) + src
+disp = (struct.pack('<II', 1, 2) + struct.pack('<9Q', 0, 0, 0, 64, 0, 0, 16, 0, 0) +
+        struct.pack('<IIIIQQ', 0, 3, 2, 0, 0, 256) + struct.pack('<IIIIQQ', 2, 0, 0, 0, 0, 4) +
+        struct.pack('<f', 2.0) + b'\0' * 4)
+write('gpu_cmd', 'programs', cmds(*setup, submit(1, [
+    op3(8, arg0=1, src=1, arg1=len(pin), dst=2, arg2=4096),
+    op3(11, arg0=1, arg1=1, dst=2, arg2=1024, payload=b'k\0'),
+    op3(13, arg0=1, payload=disp),
+    op3(14, arg0=1, dst=2, arg2=4096),
+    op3(12, arg0=1),
+    op3(10, arg0=1)], status_res=2, status_off=4096)))
 write('gpu_cmd', 'errors', cmds(*setup, submit(1, [op(2, dst=3, ln=4)], status_res=2),
                                 submit(1, [op(1, dst=1, src=1, doff=4, ln=64)]),
                                 hdr(DETACH_BACKING) + struct.pack('<II', 1, 0),

@@ -249,6 +249,10 @@ void fe_start(struct fe *f, const struct fe_opts *o)
 		assert_non_null(f->eng);
 		f->gpu = gpu_device_new(f->eng, o->limits);
 		assert_non_null(f->gpu);
+		if (o->progs) {
+			engine_set_programs(f->eng, o->progs);
+			gpu_device_set_programs(f->gpu, o->progs);
+		}
 		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
 		f->sock = sv[0];
 		vo.userptr = !o->no_userptr;
@@ -404,7 +408,7 @@ int fe_cmd(struct fe *f, int q, const void *req, size_t len, void *resp,
 	uint32_t id, ulen;
 
 	fe_kick(f, q);
-	if (fe_wait_used(f, q, target, 5000))
+	if (fe_wait_used(f, q, target, 60000))
 		return -1;
 	fe_used_elem(f, q, (uint16_t)(target - 1), &id, &ulen);
 	if (resp_cap)

@@ -71,6 +71,7 @@ struct fe_opts {
 	const char *socket_path;/* connect to a running daemon instead */
 	uint32_t backend;       /* enum vgpu_compute_backend (in-process device) */
 	bool seal;              /* guest RAM sealed against shrinking, as QEMU does */
+	struct programs *progs; /* the guest's programs (in-process device) */
 };
 
 /* Start the device thread and do the whole handshake; asserts on failure. */

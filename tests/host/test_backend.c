@@ -127,9 +127,14 @@ static void test_caps(void **state)
 	struct vgpu_compute_caps caps;
 
 	(void)state;
-	assert_int_equal(engine_caps(F.eng, 2, &caps), sizeof(caps));
+	assert_int_equal(engine_caps(F.eng, 3, &caps), sizeof(caps));
 	assert_int_equal(caps.backend, backend);
-	assert_int_equal(caps.op_mask, VGPU_COMPUTE_OP_MASK);
+	/* No programs set: version 2's ops, no features. */
+	assert_int_equal(caps.op_mask, VGPU_COMPUTE_OP_MASK_V2);
+	assert_int_equal(caps.features, 0);
+	assert_int_equal(engine_caps(F.eng, 2, &caps), VGPU_COMPUTE_CAPS_V2_SIZE);
+	assert_int_equal(caps.backend, backend);
+	assert_int_equal(caps.op_mask, VGPU_COMPUTE_OP_MASK_V2);
 	assert_int_equal(engine_caps(F.eng, 1, &caps), VGPU_COMPUTE_CAPS_V1_SIZE);
 	assert_int_equal(caps.backend, 0);
 }

@@ -409,7 +409,7 @@ static void test_capset(void **state)
 	assert_int_equal(rci.hdr.type, VIRTIO_GPU_RESP_OK_CAPSET_INFO);
 	assert_int_equal(rci.capset_id, VGPU_COMPUTE_CAPSET_ID);
 	assert_int_equal(rci.capset_max_version, VGPU_COMPUTE_CAPSET_VERSION);
-	assert_int_equal(rci.capset_max_version, 2);
+	assert_int_equal(rci.capset_max_version, 3);
 	assert_int_equal(rci.capset_max_size, sizeof(struct vgpu_compute_caps));
 	ci.capset_index = 1;
 	assert_int_equal(fe_cmd_simple(&F, &ci, sizeof(ci)), VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
@@ -431,14 +431,24 @@ static void test_capset(void **state)
 	assert_true(caps.max_op_bytes >= (1ull << 30));
 	/* Version 2: SGEMM, REDUCE_F32 and the backend. */
 	gc.capset_version = 2;
-	assert_int_equal(fe_cmd(&F, 0, &gc, sizeof(gc), resp, sizeof(resp), 1), sizeof(resp));
+	assert_int_equal(fe_cmd(&F, 0, &gc, sizeof(gc), resp, sizeof(resp), 1),
+			 sizeof(struct virtio_gpu_ctrl_hdr) + VGPU_COMPUTE_CAPS_V2_SIZE);
 	assert_int_equal(((struct virtio_gpu_ctrl_hdr *)resp)->type, VIRTIO_GPU_RESP_OK_CAPSET);
 	memcpy(&caps, resp + sizeof(struct virtio_gpu_ctrl_hdr), sizeof(caps));
 	assert_int_equal(caps.version, 2);
 	assert_int_equal(caps.op_mask, 0xff);
 	assert_int_equal(caps.backend, VGPU_BACKEND_CPU);
 	assert_int_equal(caps.max_gemm_dim, VGPU_COMPUTE_MAX_GEMM_DIM);
+	/* Version 3: the programs' fields; a device without programs says
+	 * so (features 0) and keeps version 2's ops. */
 	gc.capset_version = 3;
+	assert_int_equal(fe_cmd(&F, 0, &gc, sizeof(gc), resp, sizeof(resp), 1), sizeof(resp));
+	memcpy(&caps, resp + sizeof(struct virtio_gpu_ctrl_hdr), sizeof(caps));
+	assert_int_equal(caps.version, 3);
+	assert_int_equal(caps.op_mask, 0xff);
+	assert_int_equal(caps.features, 0);
+	assert_int_equal(caps.max_programs, 0);
+	gc.capset_version = 4;
 	assert_int_equal(fe_cmd_simple(&F, &gc, sizeof(gc)), VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
 	gc.capset_version = 0;
 	assert_int_equal(fe_cmd_simple(&F, &gc, sizeof(gc)), VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);

@@ -71,13 +71,17 @@ case " $MODES " in
 esac
 [ "$VMM" = qemu ] || NO_BUILD=()
 need_build guest/vgpu-info guest/vgpu-demo guest/tests/vgpu-test guest/tests/vgpu-unplug-gup \
-	guest/tests/vgpu-thp guest/tests/vgpu-runtime-test
+	guest/tests/vgpu-thp guest/tests/vgpu-runtime-test guest/tests/vgpu-kernel-test
 INFO=$BUILD/guest/vgpu-info
 UNPLUG=$BUILD/guest/tests/vgpu-unplug-gup
 THP=$BUILD/guest/tests/vgpu-thp
 DEMO=$BUILD/guest/vgpu-demo
 TEST=$BUILD/guest/tests/vgpu-test
 RUNTIME=$BUILD/guest/tests/vgpu-runtime-test
+KERNELS=$BUILD/guest/tests/vgpu-kernel-test
+# The device's time budget in these boots: short, so that the endless
+# kernel of vgpu-kernel-test ends soon; long enough for every other op.
+BUDGET_MS=3000
 TSAN_ASYNC=""
 if [ -n "$TSAN_BUILD" ]; then
 	case $TSAN_BUILD in /*) ;; *) TSAN_BUILD=$PWD/$TSAN_BUILD ;; esac
@@ -161,6 +165,7 @@ for mode in $MODES; do
 	step demo "$DEMO" --size "$DEMO_SIZE" --repeat 2
 	step test env "VGPU_TEST_MODE=$mode" "$TEST" --max-size "$MAX_MB"
 	step runtime "$RUNTIME"
+	step kernels "$KERNELS" --budget-ms "$BUDGET_MS"
 	if [ "$x86" = 1 ] && [ -n "$TSAN_ASYNC" ] &&
 		need_file "$VMM $mode: ThreadSanitizer vgpu-async-test" "$TSAN_ASYNC"; then
 		step async-tsan "$TSAN_ASYNC"
@@ -185,7 +190,8 @@ for mode in $MODES; do
 		# device again at its end.
 		step unplug "$UNPLUG"
 	fi
-	steps_run --vmm "$VMM" "${NO_BUILD[@]+"${NO_BUILD[@]}"}" "${flags[@]+"${flags[@]}"}" --mem "$MEM" --timeout 1800
+	steps_run --vmm "$VMM" "${NO_BUILD[@]+"${NO_BUILD[@]}"}" "${flags[@]+"${flags[@]}"}" --mem "$MEM" \
+		--daemon-args "--op-timeout $BUDGET_MS" --timeout 1800
 
 	if [ -x "$KSELFTEST" ]; then
 		relay_step "$VMM $mode kselftest" kselftest "the kselftest ran to its plan"
@@ -217,6 +223,7 @@ for mode in $MODES; do
 
 	relay_step "$VMM $mode" test "vgpu-test ran to its plan"
 	relay_step "$VMM $mode runtime" runtime "vgpu-runtime-test ran to its plan"
+	relay_step "$VMM $mode kernels" kernels "vgpu-kernel-test ran to its plan"
 
 	if [ "$x86" = 1 ] && [ -n "$TSAN_ASYNC" ]; then
 		relay_step "$VMM $mode async-tsan" async-tsan "vgpu-async-test (ThreadSanitizer) ran to its plan"
