@@ -235,6 +235,7 @@ for t in json.load(sys.stdin):
 		suite guest-async tests/system/async.sh --build build/meson
 		suite bench-smoke scripts/run-bench.sh --quick
 		suite bench-submit-smoke scripts/run-bench-submit.sh --quick
+		suite bench-kernels-smoke scripts/run-bench-kernels.sh --quick
 		suite guest-stress tests/system/stress.sh --build build/meson
 		suite guest-faults tests/system/faults.sh --build build/meson
 	fi
