@@ -28,7 +28,10 @@ static struct daemon_files df;
 
 static pid_t spawn_daemon(void)
 {
-	char *a[] = { (char *)daemon_path, "--socket", df.sock, "--threads", "2", NULL };
+	/* No programs: these tests are about the daemon alone (its idle
+	 * CPU time would count the probe worker's start). */
+	char *a[] = { (char *)daemon_path, "--socket", df.sock, "--threads", "2", "--no-programs",
+		      NULL };
 	pid_t pid = daemon_spawn(a, df.log);
 
 	/* Wait for the socket. */
