@@ -82,9 +82,9 @@ int main(int argc, char **argv)
 	if (!tap_ok(err == 0, "open the device (%s)", err ? vgpu_strerror(err) : "ok"))
 		goto end;
 	vgpu_get_info(dev, &info);
-	tap_ok(info.caps.version == 2 && (info.caps.op_mask >> VGPU_OP_SGEMM & 1) &&
+	tap_ok(info.caps.version >= 2 && (info.caps.op_mask >> VGPU_OP_SGEMM & 1) &&
 	       (info.caps.op_mask >> VGPU_OP_REDUCE_F32 & 1),
-	       "capset version 2 with SGEMM and REDUCE_F32 (version %u, mask %#x)",
+	       "capset version 2 or later with SGEMM and REDUCE_F32 (version %u, mask %#x)",
 	       info.caps.version, info.caps.op_mask);
 	if (want)
 		tap_ok((strcmp(want, "opencl") == 0) == (info.caps.backend == VGPU_BACKEND_OPENCL),
