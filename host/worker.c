@@ -138,40 +138,6 @@ static void child_exec(const struct worker_config *c, int sock, int out, const i
 	_exit(127);
 }
 
-static int send_all(int fd, const void *p, size_t n)
-{
-	const uint8_t *b = p;
-
-	while (n) {
-		ssize_t r = send(fd, b, n, MSG_NOSIGNAL);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return -1;
-		b += r;
-		n -= (size_t)r;
-	}
-	return 0;
-}
-
-static int recv_all(int fd, void *p, size_t n)
-{
-	uint8_t *b = p;
-
-	while (n) {
-		ssize_t r = recv(fd, b, n, 0);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return -1;
-		b += r;
-		n -= (size_t)r;
-	}
-	return 0;
-}
-
 /* ---- the reader: answers ---- */
 
 static void wake_all_lost(struct worker *w)
@@ -211,7 +177,7 @@ static void *reader_main(void *arg)
 		}
 		if (h.len) {
 			body = malloc(h.len);
-			if (!body || recv_all(w->sock, body, h.len)) {
+			if (!body || wp_recv_all(w->sock, body, h.len)) {
 				free(body);
 				if (fd >= 0)
 					close(fd);
@@ -735,8 +701,8 @@ int worker_call(struct worker *w, uint32_t type, uint32_t ring, const void *a, s
 	pthread_mutex_unlock(&w->lock);
 
 	pthread_mutex_lock(&w->send_lock);
-	if (send_all(w->sock, &h, sizeof(h)) || (alen && send_all(w->sock, a, alen)) ||
-	    (blen && send_all(w->sock, b, blen)))
+	if (wp_send_all(w->sock, &h, sizeof(h)) || (alen && wp_send_all(w->sock, a, alen)) ||
+	    (blen && wp_send_all(w->sock, b, blen)))
 		rc = -EPIPE;
 	pthread_mutex_unlock(&w->send_lock);
 

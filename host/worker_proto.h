@@ -28,7 +28,11 @@
 #ifndef HOSTD_WORKER_PROTO_H
 #define HOSTD_WORKER_PROTO_H
 
+#include <errno.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
 
 #define WP_MAGIC 0x57504756u      /* "VGPW" */
 #define WP_FD_CTL 3               /* the socket to the daemon */
@@ -147,5 +151,44 @@ struct wp_dispatch {
 	uint32_t kernel;
 	uint32_t payload_len;
 };
+
+/*
+ * Both ends of the control socket (a SOCK_STREAM socketpair): a whole
+ * buffer sent or received, EINTR retried; -1 on an error or the other end
+ * gone (never SIGPIPE).
+ */
+static inline int wp_send_all(int fd, const void *p, size_t n)
+{
+	const uint8_t *b = p;
+
+	while (n) {
+		ssize_t r = send(fd, b, n, MSG_NOSIGNAL);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		b += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+static inline int wp_recv_all(int fd, void *p, size_t n)
+{
+	uint8_t *b = p;
+
+	while (n) {
+		ssize_t r = recv(fd, b, n, 0);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		b += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
 
 #endif

@@ -94,40 +94,6 @@ static struct {
 
 /* ---- the control socket ---- */
 
-static int write_all(int fd, const void *p, size_t n)
-{
-	const uint8_t *b = p;
-
-	while (n) {
-		ssize_t r = send(fd, b, n, MSG_NOSIGNAL);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return -1;
-		b += r;
-		n -= (size_t)r;
-	}
-	return 0;
-}
-
-static int read_all(int fd, void *p, size_t n)
-{
-	uint8_t *b = p;
-
-	while (n) {
-		ssize_t r = recv(fd, b, n, 0);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return -1;
-		b += r;
-		n -= (size_t)r;
-	}
-	return 0;
-}
-
 /* Send a message (and one fd, or -1); the bodies are concatenated. */
 static int send_msg(uint32_t type, uint64_t tag, uint32_t ring, int32_t status, int32_t cl_error,
 		    const void *a, size_t alen, const void *b, size_t blen, int fd)
@@ -153,12 +119,12 @@ static int send_msg(uint32_t type, uint64_t tag, uint32_t ring, int32_t status, 
 		memcpy(CMSG_DATA(cm), &fd, sizeof(int));
 		r = sendmsg(WP_FD_CTL, &m, MSG_NOSIGNAL) == (ssize_t)sizeof(h) ? 0 : -1;
 	} else {
-		r = write_all(WP_FD_CTL, &h, sizeof(h));
+		r = wp_send_all(WP_FD_CTL, &h, sizeof(h));
 	}
 	if (!r && alen)
-		r = write_all(WP_FD_CTL, a, alen);
+		r = wp_send_all(WP_FD_CTL, a, alen);
 	if (!r && blen)
-		r = write_all(WP_FD_CTL, b, blen);
+		r = wp_send_all(WP_FD_CTL, b, blen);
 	pthread_mutex_unlock(&W.send_lock);
 	return r;
 }
@@ -1005,11 +971,11 @@ int main(int argc, char **argv)
 	for (;;) {
 		struct job *j = calloc(1, sizeof(*j));
 
-		if (!j || read_all(WP_FD_CTL, &j->h, sizeof(j->h)) || j->h.magic != WP_MAGIC ||
+		if (!j || wp_recv_all(WP_FD_CTL, &j->h, sizeof(j->h)) || j->h.magic != WP_MAGIC ||
 		    j->h.len > WP_MAX_MSG)
 			_exit(0);
 		j->body = malloc(j->h.len ? j->h.len : 1);
-		if (!j->body || (j->h.len && read_all(WP_FD_CTL, j->body, j->h.len)))
+		if (!j->body || (j->h.len && wp_recv_all(WP_FD_CTL, j->body, j->h.len)))
 			_exit(0);
 		if (queue_job(j)) {
 			reply(&j->h, VGPU_COMPUTE_E_DEVICE, 0, NULL, 0, NULL, 0);
