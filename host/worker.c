@@ -95,12 +95,40 @@ static void deadline_ts(int64_t deadline, struct timespec *ts)
 
 /* ---- spawning ---- */
 
+/*
+ * The worker's environment: PATH, and of the daemon's own environment (the
+ * operator's, never the guest's) only what selects and sizes the OpenCL
+ * device the worker uses: which ICDs the loader offers, and PoCL's memory
+ * limit and thread count (a benchmark runs the native baseline under the
+ * same limit). Built in the daemon before clone.
+ */
+static const char *const worker_env_pass[] = {
+	"OCL_ICD_VENDORS=", "OCL_ICD_FILENAMES=", "POCL_MEMORY_LIMIT=", "POCL_MAX_PTHREAD_COUNT=",
+};
+static char *worker_envp[2 + sizeof(worker_env_pass) / sizeof(worker_env_pass[0])];
+static pthread_once_t worker_env_once = PTHREAD_ONCE_INIT;
+
+static void worker_env_init(void)
+{
+	extern char **environ;
+	size_t n = 0;
+
+	worker_envp[n++] = "PATH=/usr/bin:/bin";
+	for (size_t i = 0; i < sizeof(worker_env_pass) / sizeof(worker_env_pass[0]); i++)
+		for (char **e = environ; *e; e++)
+			if (!strncmp(*e, worker_env_pass[i], strlen(worker_env_pass[i]))) {
+				worker_envp[n++] = *e;
+				break;
+			}
+	worker_envp[n] = NULL;
+}
+
 /* The child between clone and exec: PID 1 of its namespaces, still a copy
  * of the daemon: only system calls from here on. */
 static void child_exec(const struct worker_config *c, int sock, int out, const int *ram,
 		       const int *ram_ro, unsigned int nram, char *const argv[])
 {
-	char *const envp[] = { "PATH=/usr/bin:/bin", NULL };
+	char *const *envp = worker_envp;
 	struct rlimit rl;
 	int high = 100;
 
@@ -435,6 +463,7 @@ struct worker *worker_start(const struct worker_config *c, const struct guest_me
 	if (geteuid() != 0)
 		flags |= CLONE_NEWUSER;
 	/* Like fork(), in new namespaces: the child is PID 1 of its own. */
+	pthread_once(&worker_env_once, worker_env_init);
 	pid = syscall(SYS_clone, flags | SIGCHLD, NULL, NULL, NULL, 0);
 	if (pid < 0) {
 		snprintf(err, errlen, "clone into new namespaces: %s", strerror(errno));

@@ -1298,7 +1298,7 @@ static void test_worker_killed(void **state)
 	assert_int_equal(dispatch_on(2, R_C2ST, gpa_c2st, 3, &p, &st), VGPU_COMPUTE_E_LOST);
 	/* The killed process is gone (its exit may still be under way when
 	 * the daemon sees its socket close: bounded). */
-	for (int i = 0; i < 200 && find_worker(&ctx1, 1); i++)
+	for (int i = 0; i < 1000 && find_worker(&ctx1, 1); i++)
 		usleep(10000);
 	assert_int_equal(find_worker(&ctx1, 1), 0);
 	ctx1_still_works();
