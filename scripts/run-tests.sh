@@ -167,6 +167,8 @@ lane_a() {
 	if ((x86_ok)) && wait_for qemu && wait_for guest; then
 		suite qemu-e2e tests/system/e2e.sh --vmm qemu --no-build --quick --build build/meson \
 			--mode userptr --mode copy --tsan-build build/meson-tsan
+		suite clprograms-qemu tests/system/e2e-clprograms.sh --vmm qemu --build build/meson \
+			--routines "xaxpy xdot xnrm2 xgemv"
 	else
 		fail_stage qemu-e2e "no QEMU suites: the x86_64 kernel, QEMU or the guest build failed"
 	fi
@@ -232,6 +234,10 @@ for t in json.load(sys.stdin):
 		((tsan_ok)) && meson_suite threads-tsan build/meson-tsan --no-rebuild --suite threads
 		suite system-e2e tests/system/e2e.sh --build build/meson
 		suite system-e2e-opencl tests/system/e2e-opencl.sh --build build/meson
+		# Unmodified OpenCL programs through the guest's ICD: clinfo,
+		# clpeak, CLBlast's tests (xGEMM here only: its cold compile is
+		# the longest), vgpu-icd-test.
+		suite clprograms-uml tests/system/e2e-clprograms.sh --build build/meson
 		suite guest-async tests/system/async.sh --build build/meson
 		suite bench-smoke scripts/run-bench.sh --quick
 		suite bench-submit-smoke scripts/run-bench-submit.sh --quick
