@@ -135,9 +135,7 @@ CL_API_ENTRY cl_int CL_API_CALL clRetainContext(cl_context context)
 {
 	if (!icd_valid_context(context))
 		return CL_INVALID_CONTEXT;
-	pthread_mutex_lock(&icd_lock);
-	context->refs++;
-	pthread_mutex_unlock(&icd_lock);
+	icd_ref_get(&context->refs);
 	return CL_SUCCESS;
 }
 
@@ -149,25 +147,30 @@ CL_API_ENTRY cl_int CL_API_CALL clReleaseContext(cl_context context)
 	return CL_SUCCESS;
 }
 
-CL_API_ENTRY cl_int CL_API_CALL clSetContextDestructorCallback(
-	cl_context context, void(CL_CALLBACK *pfn_notify)(cl_context, void *), void *user_data)
+cl_int icd_dtor_add(struct icd_dtor_cb **list, void(CL_CALLBACK *fn)(), void *data)
 {
 	struct icd_dtor_cb *cb;
 
-	if (!icd_valid_context(context))
-		return CL_INVALID_CONTEXT;
-	if (!pfn_notify)
+	if (!fn)
 		return CL_INVALID_VALUE;
 	cb = calloc(1, sizeof(*cb));
 	if (!cb)
 		return CL_OUT_OF_HOST_MEMORY;
-	cb->fn = (void(CL_CALLBACK *)())pfn_notify;
-	cb->data = user_data;
+	cb->fn = fn;
+	cb->data = data;
 	pthread_mutex_lock(&icd_lock);
-	cb->next = context->dtors;
-	context->dtors = cb;
+	cb->next = *list;
+	*list = cb;
 	pthread_mutex_unlock(&icd_lock);
 	return CL_SUCCESS;
+}
+
+CL_API_ENTRY cl_int CL_API_CALL clSetContextDestructorCallback(
+	cl_context context, void(CL_CALLBACK *pfn_notify)(cl_context, void *), void *user_data)
+{
+	if (!icd_valid_context(context))
+		return CL_INVALID_CONTEXT;
+	return icd_dtor_add(&context->dtors, (void(CL_CALLBACK *)())pfn_notify, user_data);
 }
 
 CL_API_ENTRY cl_int CL_API_CALL clGetContextInfo(cl_context context, cl_context_info param_name,
@@ -438,9 +441,7 @@ CL_API_ENTRY cl_int CL_API_CALL clRetainMemObject(cl_mem memobj)
 {
 	if (!icd_valid_mem(memobj))
 		return CL_INVALID_MEM_OBJECT;
-	pthread_mutex_lock(&icd_lock);
-	memobj->refs++;
-	pthread_mutex_unlock(&icd_lock);
+	icd_ref_get(&memobj->refs);
 	return CL_SUCCESS;
 }
 
@@ -455,22 +456,9 @@ CL_API_ENTRY cl_int CL_API_CALL clReleaseMemObject(cl_mem memobj)
 CL_API_ENTRY cl_int CL_API_CALL clSetMemObjectDestructorCallback(
 	cl_mem memobj, void(CL_CALLBACK *pfn_notify)(cl_mem, void *), void *user_data)
 {
-	struct icd_dtor_cb *cb;
-
 	if (!icd_valid_mem(memobj))
 		return CL_INVALID_MEM_OBJECT;
-	if (!pfn_notify)
-		return CL_INVALID_VALUE;
-	cb = calloc(1, sizeof(*cb));
-	if (!cb)
-		return CL_OUT_OF_HOST_MEMORY;
-	cb->fn = (void(CL_CALLBACK *)())pfn_notify;
-	cb->data = user_data;
-	pthread_mutex_lock(&icd_lock);
-	cb->next = memobj->dtors;
-	memobj->dtors = cb;
-	pthread_mutex_unlock(&icd_lock);
-	return CL_SUCCESS;
+	return icd_dtor_add(&memobj->dtors, (void(CL_CALLBACK *)())pfn_notify, user_data);
 }
 
 CL_API_ENTRY cl_int CL_API_CALL clGetMemObjectInfo(cl_mem memobj, cl_mem_info param_name,

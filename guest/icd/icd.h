@@ -69,12 +69,6 @@ enum icd_magic {
 	ICD_MAGIC_DEAD = 0x64656164,
 };
 
-struct icd_info_value {
-	uint32_t param;
-	uint32_t size;
-	const void *value;
-};
-
 struct _cl_platform_id {
 	cl_icd_dispatch *dispatch;
 	uint32_t magic;
@@ -135,7 +129,6 @@ struct _cl_command_queue {
 	unsigned int pending;       /* commands enqueued and not complete */
 	bool stop;
 	pthread_t worker;
-	cl_event last;              /* the newest command's event (retained) */
 };
 
 struct icd_dtor_cb {
@@ -254,7 +247,6 @@ struct icd_command {
 	cl_event ev;
 	cl_event *waits;
 	cl_uint num_waits;
-	bool barrier;               /* out-of-order queues: waits for all before */
 	/* buffers the command holds (retained): dispatch args, src and dst */
 	cl_mem *mems;
 	unsigned int num_mems;
@@ -266,7 +258,6 @@ struct icd_command {
 	size_t pattern_len;
 	/* rect copies: rows x slices of len bytes */
 	size_t rows, slices, dst_row, dst_slice, src_row, src_slice;
-	cl_mem map_mem;
 	/* dispatch */
 	cl_kernel kernel;           /* retained */
 	struct vgpu_ndrange range;
@@ -334,11 +325,16 @@ cl_int icd_enqueue(cl_command_queue q, struct icd_command *cmd, cl_command_type 
 void icd_command_free(struct icd_command *cmd);
 cl_int icd_check_wait_list(cl_context ctx, cl_uint n, const cl_event *list);
 
-/* The memory a mem object's bytes are at, for host commands. */
-static inline char *icd_mem_data(cl_mem m)
+/* One more reference on an object's count (clRetain*). */
+static inline void icd_ref_get(unsigned int *refs)
 {
-	return m->data;
+	pthread_mutex_lock(&icd_lock);
+	(*refs)++;
+	pthread_mutex_unlock(&icd_lock);
 }
+
+/* Add a destructor callback to the front of a list (run newest first). */
+cl_int icd_dtor_add(struct icd_dtor_cb **list, void(CL_CALLBACK *fn)(), void *data);
 
 /* Kernels of a program (program.c). */
 cl_int icd_program_descs(cl_program p);

@@ -305,9 +305,7 @@ CL_API_ENTRY cl_int CL_API_CALL clRetainProgram(cl_program program)
 {
 	if (!icd_valid_program(program))
 		return CL_INVALID_PROGRAM;
-	pthread_mutex_lock(&icd_lock);
-	program->refs++;
-	pthread_mutex_unlock(&icd_lock);
+	icd_ref_get(&program->refs);
 	return CL_SUCCESS;
 }
 
@@ -952,9 +950,7 @@ CL_API_ENTRY cl_int CL_API_CALL clRetainKernel(cl_kernel kernel)
 {
 	if (!icd_valid_kernel(kernel))
 		return CL_INVALID_KERNEL;
-	pthread_mutex_lock(&icd_lock);
-	kernel->refs++;
-	pthread_mutex_unlock(&icd_lock);
+	icd_ref_get(&kernel->refs);
 	return CL_SUCCESS;
 }
 

@@ -249,9 +249,7 @@ CL_API_ENTRY cl_int CL_API_CALL clRetainEvent(cl_event event)
 {
 	if (!icd_valid_event(event))
 		return CL_INVALID_EVENT;
-	pthread_mutex_lock(&icd_lock);
-	event->refs++;
-	pthread_mutex_unlock(&icd_lock);
+	icd_ref_get(&event->refs);
 	return CL_SUCCESS;
 }
 
@@ -488,7 +486,7 @@ static void *worker(void *arg)
 cl_int icd_enqueue(cl_command_queue q, struct icd_command *cmd, cl_command_type type,
 		   cl_uint num_waits, const cl_event *waits, cl_event *event_out, bool blocking)
 {
-	cl_event ev, old;
+	cl_event ev;
 	cl_int status = CL_COMPLETE;
 
 	ev = icd_event_new(q->ctx, q, type);
@@ -510,11 +508,9 @@ cl_int icd_enqueue(cl_command_queue q, struct icd_command *cmd, cl_command_type 
 		waits[i]->refs++;
 	}
 	cmd->num_waits = num_waits;
-	/* the first reference is the command's; then q->last's, the caller's,
-	 * and this call's while it blocks */
-	ev->refs += 1 + (event_out ? 1 : 0) + (blocking ? 1 : 0);
-	old = q->last;
-	q->last = ev;
+	/* the first reference is the command's; then the caller's, and this
+	 * call's while it blocks */
+	ev->refs += (event_out ? 1 : 0) + (blocking ? 1 : 0);
 	q->pending++;
 	if (q->tail)
 		q->tail->next = cmd;
@@ -528,8 +524,6 @@ cl_int icd_enqueue(cl_command_queue q, struct icd_command *cmd, cl_command_type 
 		status = ev->status;
 	}
 	pthread_mutex_unlock(&icd_lock);
-	if (old)
-		icd_event_release(old);
 	if (blocking)
 		icd_event_release(ev);
 	if (event_out)
@@ -636,9 +630,7 @@ CL_API_ENTRY cl_int CL_API_CALL clRetainCommandQueue(cl_command_queue command_qu
 {
 	if (!icd_valid_queue(command_queue))
 		return CL_INVALID_COMMAND_QUEUE;
-	pthread_mutex_lock(&icd_lock);
-	command_queue->refs++;
-	pthread_mutex_unlock(&icd_lock);
+	icd_ref_get(&command_queue->refs);
 	return CL_SUCCESS;
 }
 
@@ -663,8 +655,6 @@ CL_API_ENTRY cl_int CL_API_CALL clReleaseCommandQueue(cl_command_queue q)
 		pthread_cond_wait(&icd_cond, &icd_lock);
 	pthread_mutex_unlock(&icd_lock);
 	pthread_join(q->worker, NULL);
-	if (q->last)
-		icd_event_release(q->last);
 	vgpu_batch_destroy(q->batch);
 	icd_context_release(q->ctx);
 	q->magic = ICD_MAGIC_DEAD;
@@ -903,11 +893,11 @@ static cl_int rect_cmd(cl_command_queue q, cl_command_type type, char *dst, size
 	return icd_enqueue(q, c, type, nw, wl, event, blocking);
 }
 
-CL_API_ENTRY cl_int CL_API_CALL clEnqueueReadBufferRect(
-	cl_command_queue q, cl_mem buffer, cl_bool blocking_read, const size_t *buffer_origin,
-	const size_t *host_origin, const size_t *region, size_t buffer_row_pitch,
-	size_t buffer_slice_pitch, size_t host_row_pitch, size_t host_slice_pitch, void *ptr,
-	cl_uint nw, const cl_event *wl, cl_event *event)
+/* Read (to_host) or write a rect between a buffer and host memory. */
+static cl_int host_rect(cl_command_queue q, cl_command_type type, bool to_host, cl_mem buffer,
+			cl_bool blocking, const size_t *buffer_origin, const size_t *host_origin,
+			const size_t *region, size_t brow, size_t bslice, size_t hrow, size_t hslice,
+			char *ptr, cl_uint nw, const cl_event *wl, cl_event *event)
 {
 	size_t boff, hoff;
 	cl_int err = check_common(q, buffer, nw, wl);
@@ -916,16 +906,27 @@ CL_API_ENTRY cl_int CL_API_CALL clEnqueueReadBufferRect(
 		return err;
 	if (!ptr)
 		return CL_INVALID_VALUE;
-	err = rect_args(buffer_origin, region, &buffer_row_pitch, &buffer_slice_pitch,
-			buffer->size, &boff);
+	err = rect_args(buffer_origin, region, &brow, &bslice, buffer->size, &boff);
 	if (!err)
-		err = rect_args(host_origin, region, &host_row_pitch, &host_slice_pitch, SIZE_MAX / 2,
-				&hoff);
+		err = rect_args(host_origin, region, &hrow, &hslice, SIZE_MAX / 2, &hoff);
 	if (err)
 		return err;
-	return rect_cmd(q, CL_COMMAND_READ_BUFFER_RECT, (char *)ptr + hoff, host_row_pitch,
-			host_slice_pitch, buffer->data + boff, buffer_row_pitch, buffer_slice_pitch,
-			region, buffer, NULL, blocking_read, nw, wl, event);
+	if (to_host)
+		return rect_cmd(q, type, ptr + hoff, hrow, hslice, buffer->data + boff, brow, bslice,
+				region, buffer, NULL, blocking, nw, wl, event);
+	return rect_cmd(q, type, buffer->data + boff, brow, bslice, ptr + hoff, hrow, hslice,
+			region, buffer, NULL, blocking, nw, wl, event);
+}
+
+CL_API_ENTRY cl_int CL_API_CALL clEnqueueReadBufferRect(
+	cl_command_queue q, cl_mem buffer, cl_bool blocking_read, const size_t *buffer_origin,
+	const size_t *host_origin, const size_t *region, size_t buffer_row_pitch,
+	size_t buffer_slice_pitch, size_t host_row_pitch, size_t host_slice_pitch, void *ptr,
+	cl_uint nw, const cl_event *wl, cl_event *event)
+{
+	return host_rect(q, CL_COMMAND_READ_BUFFER_RECT, true, buffer, blocking_read,
+			 buffer_origin, host_origin, region, buffer_row_pitch, buffer_slice_pitch,
+			 host_row_pitch, host_slice_pitch, ptr, nw, wl, event);
 }
 
 CL_API_ENTRY cl_int CL_API_CALL clEnqueueWriteBufferRect(
@@ -934,23 +935,10 @@ CL_API_ENTRY cl_int CL_API_CALL clEnqueueWriteBufferRect(
 	size_t buffer_slice_pitch, size_t host_row_pitch, size_t host_slice_pitch,
 	const void *ptr, cl_uint nw, const cl_event *wl, cl_event *event)
 {
-	size_t boff, hoff;
-	cl_int err = check_common(q, buffer, nw, wl);
-
-	if (err)
-		return err;
-	if (!ptr)
-		return CL_INVALID_VALUE;
-	err = rect_args(buffer_origin, region, &buffer_row_pitch, &buffer_slice_pitch,
-			buffer->size, &boff);
-	if (!err)
-		err = rect_args(host_origin, region, &host_row_pitch, &host_slice_pitch, SIZE_MAX / 2,
-				&hoff);
-	if (err)
-		return err;
-	return rect_cmd(q, CL_COMMAND_WRITE_BUFFER_RECT, buffer->data + boff, buffer_row_pitch,
-			buffer_slice_pitch, (const char *)ptr + hoff, host_row_pitch,
-			host_slice_pitch, region, buffer, NULL, blocking_write, nw, wl, event);
+	/* the host memory is only read: rect_cmd's src */
+	return host_rect(q, CL_COMMAND_WRITE_BUFFER_RECT, false, buffer, blocking_write,
+			 buffer_origin, host_origin, region, buffer_row_pitch, buffer_slice_pitch,
+			 host_row_pitch, host_slice_pitch, (char *)(uintptr_t)ptr, nw, wl, event);
 }
 
 CL_API_ENTRY cl_int CL_API_CALL clEnqueueCopyBufferRect(
