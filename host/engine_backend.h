@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "guest_mem.h"
+#include "monotime.h"
 #include "resource.h"
 #include "vgpu_compute.h"
 
@@ -48,10 +49,7 @@ struct vop {
 
 static inline uint64_t vop_now_ns(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	return (uint64_t)mono_now_ns();
 }
 
 /* VGPU_COMPUTE_OK while op may go on; else why it must stop now. */

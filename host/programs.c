@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "engine_backend.h"
+#include "monotime.h"
 #include "stats.h"
 
 #define PROBE_WAIT_NS (60ll * 1000000000)
@@ -58,14 +59,6 @@ struct prog_ctx {
 	bool lost;
 	struct pc_window *wins;     /* under p->lock */
 };
-
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 /* ---- the device-wide part ---- */
 
@@ -128,7 +121,7 @@ struct programs *programs_new(const struct programs_config *c)
 	if (!p->c.op_budget_ns)
 		p->c.op_budget_ns = PROGRAMS_DEFAULT_BUDGET_NS;
 	pthread_mutex_init(&p->lock, NULL);
-	pthread_cond_init(&p->cv, NULL);
+	mono_cond_init(&p->cv);
 	if (c->validate_only) {
 		p->hello.features = VGPU_FEATURE_PROGRAMS;
 		p->hello.local_mem_size = 64 * 1024;
@@ -161,18 +154,14 @@ void programs_free(struct programs *p)
 
 bool programs_available(struct programs *p)
 {
-	int64_t deadline = now_ns() + PROBE_WAIT_NS;
+	int64_t deadline = mono_now_ns() + PROBE_WAIT_NS;
 	bool r;
 
 	if (!p)
 		return false;
 	pthread_mutex_lock(&p->lock);
-	while (!p->probe_done && now_ns() < deadline) {
-		struct timespec ts = { .tv_sec = deadline / 1000000000,
-				       .tv_nsec = deadline % 1000000000 };
-
-		pthread_cond_timedwait(&p->cv, &p->lock, &ts);
-	}
+	while (!p->probe_done && mono_now_ns() < deadline)
+		mono_cond_wait_until(&p->cv, &p->lock, deadline);
 	r = p->available;
 	pthread_mutex_unlock(&p->lock);
 	return r;
@@ -380,7 +369,7 @@ static void window_gone(struct res_backing_user *u, struct res_backing *b)
 		}
 	pthread_mutex_unlock(&pc->p->lock);
 	if (!worker_lost(pc->w) &&
-	    worker_call(pc->w, WP_UNMAP, 0, &um, sizeof(um), NULL, 0, now_ns() + UNMAP_BUDGET_NS,
+	    worker_call(pc->w, WP_UNMAP, 0, &um, sizeof(um), NULL, 0, mono_now_ns() + UNMAP_BUDGET_NS,
 			&r) == 0) {
 		free(r.data);
 		if (r.status != VGPU_COMPUTE_OK)
@@ -433,7 +422,7 @@ static uint32_t window_of(struct prog_ctx *pc, struct worker *w, const struct gu
 							 .readonly = b->readonly };
 	memcpy(msg + sizeof(struct wp_map), runs, (size_t)n * sizeof(*runs));
 	free(runs);
-	rc = worker_call(w, WP_MAP, 0, msg, len, NULL, 0, now_ns() + pc->p->c.op_budget_ns, &r)
+	rc = worker_call(w, WP_MAP, 0, msg, len, NULL, 0, mono_now_ns() + pc->p->c.op_budget_ns, &r)
 		     ? VGPU_COMPUTE_E_LOST : (uint32_t)r.status;
 	free(msg);
 	if (rc == VGPU_COMPUTE_E_LOST) {
@@ -507,7 +496,7 @@ static uint32_t call(struct prog_ctx *pc, struct worker *w, uint32_t type, uint3
 		     const void *a, size_t alen, const void *b, size_t blen, struct worker_reply *r)
 {
 	int rc = worker_call(w, type, ring, a, alen, b, blen,
-			     now_ns() + (int64_t)budget_of(pc, type), r);
+			     mono_now_ns() + (int64_t)budget_of(pc, type), r);
 
 	if (rc == -ETIMEDOUT) {
 		lose(pc, "an op ran past the context's time budget");

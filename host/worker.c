@@ -31,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "monotime.h"
 #include "stats.h"
 
 #define START_TIMEOUT_NS (30ll * 1000000000)
@@ -78,20 +79,6 @@ struct worker {
 	pthread_t reader, supervisor, outreader;
 	bool threads;
 };
-
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static void deadline_ts(int64_t deadline, struct timespec *ts)
-{
-	ts->tv_sec = deadline / 1000000000;
-	ts->tv_nsec = deadline % 1000000000;
-}
 
 /* ---- spawning ---- */
 
@@ -404,7 +391,7 @@ struct worker *worker_start(const struct worker_config *c, const struct guest_me
 	}
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_mutex_init(&w->send_lock, NULL);
-	pthread_cond_init(&w->cv, NULL);
+	mono_cond_init(&w->cv);
 	w->sock = w->listener = w->out = -1;
 	snprintf(w->name, sizeof(w->name), "worker %s", c->name ? c->name : "?");
 	for (unsigned int i = 0; i < gm->nregions && i < WP_MAX_REGIONS; i++) {
@@ -493,25 +480,17 @@ struct worker *worker_start(const struct worker_config *c, const struct guest_me
 		goto fail;
 	}
 	/* The listener first, then the hello. */
-	deadline = now_ns() + START_TIMEOUT_NS;
+	deadline = mono_now_ns() + START_TIMEOUT_NS;
 	pthread_mutex_lock(&w->lock);
-	while (!w->lost && !w->have_listener && now_ns() < deadline) {
-		struct timespec ts;
-
-		deadline_ts(deadline, &ts);
-		pthread_cond_timedwait(&w->cv, &w->lock, &ts);
-	}
+	while (!w->lost && !w->have_listener && mono_now_ns() < deadline)
+		mono_cond_wait_until(&w->cv, &w->lock, deadline);
 	pthread_mutex_unlock(&w->lock);
 	if (w->have_listener &&
 	    pthread_create(&w->supervisor, NULL, supervisor_main, w) == 0) {
 		w->threads = true;
 		pthread_mutex_lock(&w->lock);
-		while (!w->lost && !w->have_hello && now_ns() < deadline) {
-			struct timespec ts;
-
-			deadline_ts(deadline, &ts);
-			pthread_cond_timedwait(&w->cv, &w->lock, &ts);
-		}
+		while (!w->lost && !w->have_hello && mono_now_ns() < deadline)
+			mono_cond_wait_until(&w->cv, &w->lock, deadline);
 		pthread_mutex_unlock(&w->lock);
 	}
 	if (!w->have_hello) {
@@ -740,14 +719,11 @@ int worker_call(struct worker *w, uint32_t type, uint32_t ring, const void *a, s
 		if (deadline < 0) {
 			pthread_cond_wait(&w->cv, &w->lock);
 		} else {
-			struct timespec ts;
-
-			if (now_ns() >= deadline) {
+			if (mono_now_ns() >= deadline) {
 				rc = -ETIMEDOUT;
 				break;
 			}
-			deadline_ts(deadline, &ts);
-			pthread_cond_timedwait(&w->cv, &w->lock, &ts);
+			mono_cond_wait_until(&w->cv, &w->lock, deadline);
 		}
 	}
 	if (!rc && !me.answered)

@@ -970,12 +970,19 @@ static void test_hostile_context(void **state)
 	}
 }
 
+static int64_t ts_ns(const struct timespec *ts)
+{
+	return (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
+}
+
 /* A kernel that never ends costs its context, after the budget. */
 static void test_endless_kernel(void **state)
 {
 	struct vgpu_build_result br;
 	struct vgpu_kernel_info info;
 	struct vgpu_compute_status st;
+	struct timespec wall0, wall1, cpu0, cpu1;
+	int64_t cpu_ns, wall_ns;
 	struct dpl p;
 	uint64_t lost;
 
@@ -995,8 +1002,19 @@ static void test_endless_kernel(void **state)
 	memset(fe_ptr(&F, gpa_c2), 0, 64);
 	d_init(&p, 1, 0);
 	d_buf(&p, R_C2, 0, 64, VGPU_OP_READ | VGPU_OP_WRITE);
+	clock_gettime(CLOCK_MONOTONIC, &wall0);
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu0);
 	assert_int_equal(dispatch_on(2, R_C2ST, gpa_c2st, 3, &p, &st), VGPU_COMPUTE_E_TIMEOUT);
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu1);
+	clock_gettime(CLOCK_MONOTONIC, &wall1);
 	assert_int_equal(st.op_index, 0);
+	/* The device sleeps while the worker runs: the cores are the
+	 * kernel's (a deadline wait that spun took one of them). */
+	cpu_ns = ts_ns(&cpu1) - ts_ns(&cpu0);
+	wall_ns = ts_ns(&wall1) - ts_ns(&wall0);
+	printf("# endless kernel: %.3f s waited, %.3f s of the device's CPU\n", wall_ns / 1e9,
+	       cpu_ns / 1e9);
+	assert_true(cpu_ns < wall_ns / 4);
 	assert_int_equal(STAT_GET(workers_lost), lost + 1);
 	assert_int_equal(dispatch_on(2, R_C2ST, gpa_c2st, 3, &p, &st), VGPU_COMPUTE_E_LOST);
 	/* The guest's pages are its own again: the worker is gone. */

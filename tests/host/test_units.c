@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* test_units.c - guest memory translation, command decoding, id map, pool. */
+#include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +15,7 @@
 #include "gpu_cmd.h"
 #include "guest_mem.h"
 #include "idmap.h"
+#include "monotime.h"
 #include "pool.h"
 #include "resource.h"
 
@@ -207,10 +210,38 @@ static void test_pool(void **state)
 	pool_free(p);
 }
 
+/* A timed wait ends at its monotonic deadline, neither at once (a realtime
+ * condition variable reads it as 1970) nor never. */
+static void test_mono_wait(void **state)
+{
+	pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+	pthread_cond_t cv;
+	int64_t t0, deadline;
+	int r;
+
+	(void)state;
+	assert_int_equal(mono_cond_init(&cv), 0);
+	pthread_mutex_lock(&m);
+	t0 = mono_now_ns();
+	deadline = t0 + 50 * 1000000;
+	do
+		r = mono_cond_wait_until(&cv, &m, deadline);
+	while (r == 0);
+	assert_int_equal(r, ETIMEDOUT);
+	assert_true(mono_now_ns() >= deadline);
+	assert_true(mono_now_ns() - t0 < 10ll * 1000000000);
+	/* A deadline already past returns at once. */
+	assert_int_equal(mono_cond_wait_until(&cv, &m, t0), ETIMEDOUT);
+	assert_int_equal(mono_cond_wait_until(&cv, &m, -1), ETIMEDOUT);
+	pthread_mutex_unlock(&m);
+	pthread_cond_destroy(&cv);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_translate),
+		cmocka_unit_test(test_mono_wait),
 		cmocka_unit_test(test_set_table),
 		cmocka_unit_test(test_decode),
 		cmocka_unit_test(test_res_span),
