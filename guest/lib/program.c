@@ -186,7 +186,8 @@ VGPU_EXPORT int vgpu_program_build(struct vgpu_device *dev, uint32_t kind, const
 	pi.data_len = htole64(size);
 	q = vgpu_buffer_data(in);
 	memcpy(q, &pi, sizeof(pi));
-	memcpy(q + sizeof(pi), options, olen);
+	if (olen)
+		memcpy(q + sizeof(pi), options, olen);
 	memcpy(q + sizeof(pi) + olen, data, size);
 	op.arg0 = id;
 	op.arg1 = sizeof(pi) + olen + size;
