@@ -23,6 +23,91 @@ void icd_context_retain_locked(cl_context c)
 	c->refs++;
 }
 
+/* At most this much (and an eighth of the device's memory), in at most
+ * this many buffers, stays in a context's pool of released buffers. */
+#define POOL_MAX_BYTES (256ull << 20)
+#define POOL_MAX_COUNT 64
+
+/* Destroy the pooled buffers; the caller holds no lock (a destroy is a
+ * device command). */
+static void pool_free(struct icd_pooled *e)
+{
+	while (e) {
+		struct icd_pooled *next = e->next;
+
+		vgpu_buffer_destroy(e->vbuf);
+		munmap(e->alloc, e->alloc_size);
+		free(e);
+		e = next;
+	}
+}
+
+/* Empty the context's pool: what it kept may be what RLIMIT_MEMLOCK lacks. */
+static bool pool_flush(cl_context c)
+{
+	struct icd_pooled *e;
+
+	pthread_mutex_lock(&icd_lock);
+	e = c->pool;
+	c->pool = NULL;
+	c->pool_bytes = 0;
+	c->pool_count = 0;
+	pthread_mutex_unlock(&icd_lock);
+	pool_free(e);
+	return e != NULL;
+}
+
+/* A pooled buffer of exactly this size and access, taken out; or NULL. */
+static struct icd_pooled *pool_take(cl_context c, size_t alloc_size, bool read_only)
+{
+	struct icd_pooled **pp, *e;
+
+	pthread_mutex_lock(&icd_lock);
+	for (pp = &c->pool; (e = *pp); pp = &e->next)
+		if (e->alloc_size == alloc_size && e->read_only == read_only) {
+			*pp = e->next;
+			c->pool_bytes -= alloc_size;
+			c->pool_count--;
+			break;
+		}
+	pthread_mutex_unlock(&icd_lock);
+	return e;
+}
+
+/* Keep a released buffer's pages and registration for the next buffer of
+ * its size; false when the pool is full (the caller destroys it). Every
+ * command that used the buffer held a reference to it until it completed,
+ * so the device is done with its pages. */
+static bool pool_put(cl_mem m)
+{
+	size_t cap = icd_device.global_mem / 8 < POOL_MAX_BYTES ? icd_device.global_mem / 8
+								   : POOL_MAX_BYTES;
+	struct icd_pooled *e;
+	bool kept = false;
+
+	if (m->ctx->lost || m->alloc_size > cap)
+		return false;
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return false;
+	e->alloc = m->alloc;
+	e->alloc_size = m->alloc_size;
+	e->vbuf = m->vbuf;
+	e->read_only = m->flags & CL_MEM_READ_ONLY;
+	pthread_mutex_lock(&icd_lock);
+	if (m->ctx->pool_bytes + m->alloc_size <= cap && m->ctx->pool_count < POOL_MAX_COUNT) {
+		e->next = m->ctx->pool;
+		m->ctx->pool = e;
+		m->ctx->pool_bytes += m->alloc_size;
+		m->ctx->pool_count++;
+		kept = true;
+	}
+	pthread_mutex_unlock(&icd_lock);
+	if (!kept)
+		free(e);
+	return kept;
+}
+
 void icd_context_release(cl_context c)
 {
 	struct icd_dtor_cb *cb;
@@ -38,6 +123,7 @@ void icd_context_release(cl_context c)
 		((void(CL_CALLBACK *)(cl_context, void *))cb->fn)(c, cb->data);
 		free(cb);
 	}
+	pool_flush(c);
 	vgpu_close(c->vdev);
 	c->magic = ICD_MAGIC_DEAD;
 	free(c);
@@ -221,7 +307,7 @@ void icd_mem_release(cl_mem m)
 	}
 	if (m->parent) {
 		icd_mem_release(m->parent);
-	} else {
+	} else if (!m->alloc || !pool_put(m)) {
 		/* waits for every submit in flight that uses it */
 		vgpu_buffer_destroy(m->vbuf);
 		if (m->alloc)
@@ -279,6 +365,8 @@ static int mem_register(cl_mem m, void *ptr, size_t size)
 	unsigned int vflags = (m->flags & CL_MEM_READ_ONLY) ? VGPU_BUF_READ_ONLY : 0;
 	int ret = vgpu_buffer_from_user(m->ctx->vdev, ptr, size, vflags, &m->vbuf);
 
+	if (ret == -ENOMEM && pool_flush(m->ctx))
+		ret = vgpu_buffer_from_user(m->ctx->vdev, ptr, size, vflags, &m->vbuf);
 	if (ret == -ENOMEM)
 		ret = vgpu_buffer_from_user(m->ctx->vdev, ptr, size, vflags | VGPU_BUF_COPY,
 					    &m->vbuf);
@@ -327,24 +415,34 @@ CL_API_ENTRY cl_mem CL_API_CALL clCreateBuffer(cl_context context, cl_mem_flags 
 		}
 	} else {
 		long psz = sysconf(_SC_PAGESIZE);
+		struct icd_pooled *e;
 
 		m->alloc_size = (size + (size_t)psz - 1) & ~((size_t)psz - 1);
-		m->alloc = mmap(NULL, m->alloc_size, PROT_READ | PROT_WRITE,
-				MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		if (m->alloc == MAP_FAILED) {
-			m->alloc = NULL;
-			err = CL_MEM_OBJECT_ALLOCATION_FAILURE;
-			goto fail;
+		e = pool_take(context, m->alloc_size, flags & CL_MEM_READ_ONLY);
+		if (e) {
+			m->alloc = e->alloc;
+			m->vbuf = e->vbuf;
+			free(e);
+		} else {
+			m->alloc = mmap(NULL, m->alloc_size, PROT_READ | PROT_WRITE,
+					MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+			if (m->alloc == MAP_FAILED) {
+				m->alloc = NULL;
+				err = CL_MEM_OBJECT_ALLOCATION_FAILURE;
+				goto fail;
+			}
 		}
 		m->data = m->alloc;
 		if (flags & CL_MEM_COPY_HOST_PTR)
 			memcpy(m->data, host_ptr, size);
 		if (flags & CL_MEM_ALLOC_HOST_PTR)
 			m->host_ptr = NULL;
-		ret = mem_register(m, m->alloc, m->alloc_size);
-		if (ret) {
-			err = CL_MEM_OBJECT_ALLOCATION_FAILURE;
-			goto fail;
+		if (!m->vbuf) {
+			ret = mem_register(m, m->alloc, m->alloc_size);
+			if (ret) {
+				err = CL_MEM_OBJECT_ALLOCATION_FAILURE;
+				goto fail;
+			}
 		}
 	}
 	icd_set_err(errcode_ret, CL_SUCCESS);

@@ -110,6 +110,21 @@ struct _cl_context {
 	struct icd_dtor_cb *dtors;
 	uint32_t next_ring;
 	bool lost;                  /* the device context's worker is gone */
+	/* Released buffers the ICD allocated, still registered, for the next
+	 * buffer of the same size and access (icd_lock): programs such as
+	 * CLBlast make temporary buffers on every call, and a registration
+	 * pins and maps pages on both sides. */
+	struct icd_pooled *pool;
+	size_t pool_bytes;
+	unsigned int pool_count;
+};
+
+struct icd_pooled {
+	struct icd_pooled *next;
+	void *alloc;
+	size_t alloc_size;
+	struct vgpu_buffer *vbuf;
+	bool read_only;
 };
 
 struct icd_command;
@@ -129,6 +144,9 @@ struct _cl_command_queue {
 	unsigned int pending;       /* commands enqueued and not complete */
 	bool stop;
 	pthread_t worker;
+	/* The worker's own wake-up (a command queued, the queue released):
+	 * icd_cond is for events, so that neither wakes the other's waiters. */
+	pthread_cond_t work_cv;
 };
 
 struct icd_dtor_cb {
@@ -185,6 +203,18 @@ struct _cl_program {
 	struct icd_kernel_desc *descs;
 	uint32_t num_descs;
 	bool descs_done;
+	/* The device kernels made of it, one per name, shared by every
+	 * cl_kernel of that name: programs such as CLBlast create a kernel
+	 * object for each call, and a device kernel costs a round trip that
+	 * waits behind the queue's work. Kept until the program is built
+	 * again or freed (no cl_kernel is alive then). */
+	pthread_mutex_t vk_lock;
+	struct icd_vkernel *vkernels;
+};
+
+struct icd_vkernel {
+	struct icd_vkernel *next;
+	struct vgpu_kernel *vk;
 };
 
 struct icd_arg {

@@ -38,6 +38,7 @@ static cl_program program_new(cl_context ctx)
 		return NULL;
 	p->dispatch = &icd_dispatch;
 	p->magic = ICD_MAGIC_PROGRAM;
+	pthread_mutex_init(&p->vk_lock, NULL);
 	p->refs = 1;
 	p->ctx = ctx;
 	p->status = CL_BUILD_NONE;
@@ -59,8 +60,48 @@ static void descs_free(cl_program p)
 	p->descs_done = false;
 }
 
+/* The program's device kernel called name, made on its first use. */
+static int vkernel_get(cl_program p, const char *name, struct vgpu_kernel **out)
+{
+	struct icd_vkernel *e;
+	int ret = 0;
+
+	pthread_mutex_lock(&p->vk_lock);
+	for (e = p->vkernels; e; e = e->next)
+		if (!strcmp(vgpu_kernel_name(e->vk), name))
+			break;
+	if (!e) {
+		e = calloc(1, sizeof(*e));
+		ret = e ? vgpu_kernel_create(p->vprog, name, &e->vk) : -ENOMEM;
+		if (ret) {
+			free(e);
+			e = NULL;
+		} else {
+			e->next = p->vkernels;
+			p->vkernels = e;
+		}
+	}
+	if (e)
+		*out = e->vk;
+	pthread_mutex_unlock(&p->vk_lock);
+	return ret;
+}
+
+static void vkernels_free(cl_program p)
+{
+	while (p->vkernels) {
+		struct icd_vkernel *e = p->vkernels;
+
+		p->vkernels = e->next;
+		vgpu_kernel_destroy(e->vk);
+		free(e);
+	}
+}
+
 static void program_free(cl_program p)
 {
+	vkernels_free(p);
+	pthread_mutex_destroy(&p->vk_lock);
 	vgpu_program_destroy(p->vprog);
 	descs_free(p);
 	free(p->source);
@@ -356,6 +397,7 @@ static cl_int do_build(cl_program p, const char *options)
 		data = p->il;
 		len = p->il_len;
 	}
+	vkernels_free(p);
 	vgpu_program_destroy(p->vprog);
 	p->vprog = NULL;
 	free(p->log);
@@ -622,7 +664,7 @@ cl_int icd_program_descs(cl_program p)
 
 		for (uint32_t j = 0; j < p->num_descs; j++)
 			dup |= !strcmp(p->descs[j].name, names[i]);
-		if (dup || vgpu_kernel_create(p->vprog, names[i], &k)) {
+		if (dup || vkernel_get(p, names[i], &k)) {
 			free(names[i]);
 			continue;
 		}
@@ -630,7 +672,6 @@ cl_int icd_program_descs(cl_program p)
 		d = &p->descs[p->num_descs];
 		d->args = calloc(na ? na : 1, sizeof(*d->args));
 		if (!d->args) {
-			vgpu_kernel_destroy(k);
 			free(names[i]);
 			continue;
 		}
@@ -638,7 +679,6 @@ cl_int icd_program_descs(cl_program p)
 		d->num_args = na;
 		d->name = names[i];
 		p->num_descs++;
-		vgpu_kernel_destroy(k);
 	}
 	free(names);
 	p->descs_done = true;
@@ -846,7 +886,7 @@ CL_API_ENTRY cl_kernel CL_API_CALL clCreateKernel(cl_program program, const char
 		icd_set_err(errcode_ret, CL_OUT_OF_HOST_MEMORY);
 		return NULL;
 	}
-	ret = vgpu_kernel_create(program->vprog, kernel_name, &k->vk);
+	ret = vkernel_get(program, kernel_name, &k->vk);
 	if (ret) {
 		free(k);
 		icd_set_err(errcode_ret, ret == -ENOENT ? CL_INVALID_KERNEL_NAME
@@ -871,7 +911,6 @@ CL_API_ENTRY cl_kernel CL_API_CALL clCreateKernel(cl_program program, const char
 	}
 	k->args = calloc(k->num_args ? k->num_args : 1, sizeof(*k->args));
 	if (!k->args) {
-		vgpu_kernel_destroy(k->vk);
 		free(k);
 		icd_set_err(errcode_ret, CL_OUT_OF_HOST_MEMORY);
 		return NULL;
@@ -936,7 +975,6 @@ void icd_kernel_release(cl_kernel k)
 	for (uint32_t i = 0; i < k->num_args; i++)
 		arg_clear(&k->args[i]);
 	free(k->args);
-	vgpu_kernel_destroy(k->vk);
 	k->magic = ICD_MAGIC_DEAD;
 	free(k);
 	pthread_mutex_lock(&icd_lock);

@@ -44,7 +44,10 @@ cl_event icd_event_new(cl_context ctx, cl_command_queue q, cl_command_type type)
 	e->queue = q;
 	e->type = type;
 	e->status = q ? CL_QUEUED : CL_SUBMITTED;
-	e->t_queued = icd_now_ns();
+	/* A clock read is a system call in some guests (UML's is 25 us):
+	 * only a profiled queue's events read it. */
+	if (q && (q->props & CL_QUEUE_PROFILING_ENABLE))
+		e->t_queued = icd_now_ns();
 	pthread_mutex_lock(&icd_lock);
 	icd_context_retain_locked(ctx);
 	pthread_mutex_unlock(&icd_lock);
@@ -73,7 +76,7 @@ void icd_event_release(cl_event e)
 void icd_event_set_status(cl_event e, cl_int status)
 {
 	struct icd_callback *run = NULL, **pp, *cb;
-	cl_ulong now = icd_now_ns();
+	cl_ulong now = e->queue && (e->queue->props & CL_QUEUE_PROFILING_ENABLE) ? icd_now_ns() : 0;
 
 	pthread_mutex_lock(&icd_lock);
 	if (e->status <= CL_COMPLETE) {
@@ -101,7 +104,9 @@ void icd_event_set_status(cl_event e, cl_int status)
 	}
 	if (run || e->status <= CL_COMPLETE)
 		e->refs++;
-	pthread_cond_broadcast(&icd_cond);
+	/* Every waiter waits for an end: complete, or an error. */
+	if (e->status <= CL_COMPLETE)
+		pthread_cond_broadcast(&icd_cond);
 	status = e->status;
 	pthread_mutex_unlock(&icd_lock);
 	while ((cb = run)) {
@@ -428,7 +433,7 @@ static void *worker(void *arg)
 			}
 			if (q->stop)
 				break;
-			pthread_cond_wait(&icd_cond, &icd_lock);
+			pthread_cond_wait(&q->work_cv, &icd_lock);
 			continue;
 		}
 		if (!deps_ready(q, cmd, &failed)) {
@@ -517,7 +522,7 @@ cl_int icd_enqueue(cl_command_queue q, struct icd_command *cmd, cl_command_type 
 	else
 		q->head = cmd;
 	q->tail = cmd;
-	pthread_cond_broadcast(&icd_cond);
+	pthread_cond_signal(&q->work_cv);
 	if (blocking) {
 		while (ev->status > CL_COMPLETE)
 			pthread_cond_wait(&icd_cond, &icd_lock);
@@ -564,12 +569,14 @@ static cl_command_queue queue_create(cl_context context, cl_device_id device,
 	q->refs = 1;
 	q->ctx = context;
 	q->props = props;
+	pthread_cond_init(&q->work_cv, NULL);
 	vgpu_get_info(context->vdev, &info);
 	pthread_mutex_lock(&icd_lock);
 	q->ring = info.num_rings ? context->next_ring++ % info.num_rings : 0;
 	icd_context_retain_locked(context);
 	pthread_mutex_unlock(&icd_lock);
 	if (pthread_create(&q->worker, NULL, worker, q)) {
+		pthread_cond_destroy(&q->work_cv);
 		vgpu_batch_destroy(q->batch);
 		icd_context_release(context);
 		free(q);
@@ -645,7 +652,7 @@ CL_API_ENTRY cl_int CL_API_CALL clReleaseCommandQueue(cl_command_queue q)
 	if (last) {
 		/* an implicit flush; the commands run to their end */
 		q->stop = true;
-		pthread_cond_broadcast(&icd_cond);
+		pthread_cond_signal(&q->work_cv);
 	}
 	pthread_mutex_unlock(&icd_lock);
 	if (!last)
@@ -655,6 +662,7 @@ CL_API_ENTRY cl_int CL_API_CALL clReleaseCommandQueue(cl_command_queue q)
 		pthread_cond_wait(&icd_cond, &icd_lock);
 	pthread_mutex_unlock(&icd_lock);
 	pthread_join(q->worker, NULL);
+	pthread_cond_destroy(&q->work_cv);
 	vgpu_batch_destroy(q->batch);
 	icd_context_release(q->ctx);
 	q->magic = ICD_MAGIC_DEAD;
