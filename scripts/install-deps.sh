@@ -16,8 +16,9 @@ packages=(
 	# the OpenCL backend: the ICD loader and PoCL's CPU device
 	pocl-opencl-icd ocl-icd-opencl-dev opencl-c-headers clinfo
 	# unmodified OpenCL programs run through the guest's ICD (guest/icd):
-	# clpeak, and CLBlast's tests (they pull in a reference BLAS)
-	clpeak clblast-tests
+	# clpeak, CLBlast's tests (they pull in a reference BLAS), and its
+	# header for the benchmark's driver of it (guest/tests/clblast-bench.c)
+	clpeak clblast-tests libclblast-dev
 	# the worker that runs the guest's own kernels: its seccomp filter
 	libseccomp-dev
 	# QEMU 10.0 from source (qemu/build.sh) and its firmware at run time
