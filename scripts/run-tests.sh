@@ -168,7 +168,7 @@ lane_a() {
 		suite qemu-e2e tests/system/e2e.sh --vmm qemu --no-build --quick --build build/meson \
 			--mode userptr --mode copy --tsan-build build/meson-tsan
 		suite clprograms-qemu tests/system/e2e-clprograms.sh --vmm qemu --build build/meson \
-			--routines "xaxpy xdot xnrm2 xgemv"
+			--routines "xaxpy xdot xnrm2 xgemv" --asan-build build/meson-guest-asan
 	else
 		fail_stage qemu-e2e "no QEMU suites: the x86_64 kernel, QEMU or the guest build failed"
 	fi
@@ -220,6 +220,16 @@ for t in json.load(sys.stdin):
 			tsan_ok=1
 		else
 			fail_stage threads-tsan-build "ThreadSanitizer build failed"
+		fi
+		# The guest's OpenCL ICD and its test under AddressSanitizer and
+		# UndefinedBehaviorSanitizer, for clprograms-qemu (the x86_64
+		# guest: UML's processes lack the address space for the shadow).
+		if ! build guest-asan bash -c '{ [ -f build/meson-guest-asan/build.ninja ] ||
+			meson setup build/meson-guest-asan -Db_sanitize=address,undefined -Db_lundef=false \
+				-Dguest=true -Dkernel_headers="$1/build/uapi/include"; } &&
+			ninja -C build/meson-guest-asan guest/icd/libvgpu-icd.so \
+				guest/tests/vgpu-icd-test' _ "$top"; then
+			fail_stage guest-asan-build "the guest's ASan/UBSan build failed"
 		fi
 	else
 		fail_stage guest-build "guest build failed (or no kernel headers)"

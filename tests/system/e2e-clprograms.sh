@@ -16,6 +16,16 @@
 #
 #   tests/system/e2e-clprograms.sh [--build DIR] [--vmm uml|qemu] [--mem SIZE]
 #                                  [--clpeak | --no-clpeak] [--routines "xaxpy ..."]
+#                                  [--long] [--summary FILE] [--asan-build DIR]
+#
+# --long runs every routine clblast-tests has (too long for the test
+# command: scripts/run-clblast-long.sh); --summary writes each routine's
+# counts, native and in the guest, as a markdown table. --asan-build: a
+# build under AddressSanitizer and UndefinedBehaviorSanitizer
+# (build/meson-guest-asan, made by scripts/run-tests.sh) whose ICD runs
+# vgpu-icd-test, and CLBlast's xAXPY test when it is in the list, once
+# more (x86_64 guest only: the sanitizers' shadow memory wants the 47-bit
+# address space that UML's processes lack).
 
 set -u
 
@@ -26,6 +36,9 @@ VMM=uml
 MEM=2G
 CLPEAK=1
 ROUTINES="xaxpy xdot xnrm2 xgemv xgemm"
+TIMEOUT=1500
+SUMMARY=
+ASAN_BUILD=
 while [ $# -gt 0 ]; do
 	case $1 in
 	--build) need_value "$1" "a directory" $#; BUILD=$2; shift 2 ;;
@@ -34,6 +47,12 @@ while [ $# -gt 0 ]; do
 	--clpeak) CLPEAK=1; shift ;;
 	--no-clpeak) CLPEAK=0; shift ;;
 	--routines) need_value "$1" "a list" $#; ROUTINES=$2; shift 2 ;;
+	--long)
+		ROUTINES=$(cd /usr/bin && ls clblast_test_* 2>/dev/null | sed 's/^clblast_test_//' | tr '\n' ' ')
+		TIMEOUT=14400
+		shift ;;
+	--summary) need_value "$1" "a file" $#; SUMMARY=$2; shift 2 ;;
+	--asan-build) need_value "$1" "a directory" $#; ASAN_BUILD=$2; shift 2 ;;
 	-h|--help) usage; exit 0 ;;
 	*) bad_arg "$1" ;;
 	esac
@@ -80,7 +99,24 @@ for r in $ROUTINES; do
 	[ -n "${NATIVE[$r]:-}" ] && step "$r" "${ICD_ENV[@]}" "/usr/bin/clblast_test_$r"
 done
 step icdtest "${ICD_ENV[@]}" "$ICD_TEST"
-steps_run --vmm "$VMM" --mem "$MEM" --timeout 1500 --daemon-args "--op-timeout 10000"
+if [ -n "$ASAN_BUILD" ]; then
+	case $ASAN_BUILD in /*) ;; *) ASAN_BUILD=$PWD/$ASAN_BUILD ;; esac
+	# The ICD's own test links the sanitizers; CLBlast's test (not
+	# built with them) gets their runtime preloaded for the ICD.
+	ASAN_ENV=(env "OCL_ICD_VENDORS=$ASAN_BUILD/guest/icd"
+		"ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=99"
+		"UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:exitcode=98")
+	ASAN_RT=$(gcc -print-file-name=libasan.so):$(gcc -print-file-name=libubsan.so)
+	if need_file "$VMM: ASan ICD" "$ASAN_BUILD/guest/icd/libvgpu-icd.so" &&
+		need_file "$VMM: ASan vgpu-icd-test" "$ASAN_BUILD/guest/tests/vgpu-icd-test"; then
+		step icdtest-asan "${ASAN_ENV[@]}" "$ASAN_BUILD/guest/tests/vgpu-icd-test"
+		[ -z "${NATIVE[xaxpy]:-}" ] ||
+			step xaxpy-asan "${ASAN_ENV[@]}" "LD_PRELOAD=$ASAN_RT" /usr/bin/clblast_test_xaxpy
+	else
+		ASAN_BUILD=
+	fi
+fi
+steps_run --vmm "$VMM" --mem "$MEM" --timeout "$TIMEOUT" --daemon-args "--op-timeout 10000"
 DLOG=$STEPS_DIR/daemon.log
 
 rc=$(step_rc clinfo)
@@ -107,11 +143,19 @@ if ((CLPEAK)); then
 	[ "$rc" = 0 ] && [ -z "$miss" ] || step_show clpeak 80
 fi
 
+if [ -n "$SUMMARY" ]; then
+	{
+		echo "| routine | native passed / failed / skipped | $VMM guest passed / failed / skipped | as natively |"
+		echo "|---|---|---|---|"
+	} >"$SUMMARY"
+fi
 for r in $ROUTINES; do
 	[ -n "${NATIVE[$r]:-}" ] || continue
 	rc=$(step_rc "$r")
 	read -r p f s < <(counts "$(step_out "$r")")
-	read -r np _ _ <<<"${NATIVE[$r]}"
+	read -r np nf ns <<<"${NATIVE[$r]}"
+	[ -z "$SUMMARY" ] ||
+		echo "| $r | $np / $nf / $ns | $p / $f / $s | $([ "$rc" = 0 ] && [ "$f" = 0 ] && [ "$p" = "$np" ] && echo yes || echo "**no** (exit $rc)") |" >>"$SUMMARY"
 	ok "$([ "$rc" = 0 ] && [ "$f" = 0 ] && [ "$p" = "$np" ] && echo 0 || echo 1)" \
 		"$VMM: CLBlast $r passes as natively ($p passed of $np, $f failed, $s skipped, exit $rc)"
 	[ "$rc" = 0 ] && [ "$f" = 0 ] && [ "$p" = "$np" ] ||
@@ -122,6 +166,26 @@ relay_tap "$VMM: vgpu-icd-test" "$(step_out icdtest)" "ran to its plan"
 rc=$(step_rc icdtest)
 ok "$rc" "$VMM: vgpu-icd-test run clean (exit $rc)"
 [ "$rc" = 0 ] || step_show icdtest 60
+
+if [ -n "$ASAN_BUILD" ]; then
+	relay_tap "$VMM: vgpu-icd-test (ASan/UBSan)" "$(step_out icdtest-asan)" "ran to its plan"
+	rc=$(step_rc icdtest-asan)
+	grep -q 'ERROR: AddressSanitizer\|ERROR: LeakSanitizer\|runtime error:' "$(step_out icdtest-asan)"
+	r=$?
+	ok "$([ "$rc" = 0 ] && [ "$r" = 1 ] && echo 0 || echo 1)" \
+		"$VMM: vgpu-icd-test under ASan/UBSan: no report (exit $rc)"
+	[ "$rc" = 0 ] && [ "$r" = 1 ] || step_show icdtest-asan 80
+fi
+if [ -n "$ASAN_BUILD" ] && [ -n "${NATIVE[xaxpy]:-}" ]; then
+	rc=$(step_rc xaxpy-asan)
+	read -r p f s < <(counts "$(step_out xaxpy-asan)")
+	read -r np _ _ <<<"${NATIVE[xaxpy]}"
+	grep -q 'ERROR: AddressSanitizer\|ERROR: LeakSanitizer\|runtime error:' "$(step_out xaxpy-asan)"
+	r=$?
+	ok "$([ "$rc" = 0 ] && [ "$r" = 1 ] && [ "$f" = 0 ] && [ "$p" = "$np" ] && echo 0 || echo 1)" \
+		"$VMM: CLBlast xaxpy through the ASan/UBSan ICD: as natively, no report ($p passed of $np, $f failed, exit $rc)"
+	[ "$rc" = 0 ] && [ "$r" = 1 ] || step_show xaxpy-asan 80
+fi
 
 # They ran on the device: programs built and kernels dispatched there.
 builds=$(stat "$DLOG" op_program_build)

@@ -114,12 +114,6 @@ relay_step() {
 }
 
 # A program every step list needs: fail, never skip, when it is missing.
-need_file() { # label path
-	[ -x "$2" ] && return 0
-	ok 1 "$1: $2 is missing (build it first)"
-	return 1
-}
-
 # The runner itself (with the device modes): exit status passthrough, no
 # findings on a plain run; and several steps in one boot, each with its own
 # status and output and its own kernel reports.

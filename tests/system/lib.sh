@@ -43,6 +43,14 @@ need_build() {
 	done
 }
 
+# need_file LABEL PATH: true if PATH is there (executable); else a failed
+# check that says so.
+need_file() {
+	[ -x "$2" ] && return 0
+	ok 1 "$1: $2 is missing (build it first)"
+	return 1
+}
+
 n=0
 failed=0
 ok() { # status(0 = pass) name
