@@ -327,14 +327,17 @@ static cl_int status_of_errno(int ret)
 	return ret == -ENOMEM ? CL_OUT_OF_HOST_MEMORY : CL_OUT_OF_RESOURCES;
 }
 
+/* The command's event ends, then what it held is let go, then clFinish may
+ * return: after it, every buffer of a finished command that the
+ * application released is released (its pages idle, pooled or gone). */
 static void complete(cl_command_queue q, struct icd_command *cmd, cl_int status)
 {
 	icd_event_set_status(cmd->ev, status);
+	icd_command_free(cmd);
 	pthread_mutex_lock(&icd_lock);
 	q->pending--;
 	pthread_cond_broadcast(&icd_cond);
 	pthread_mutex_unlock(&icd_lock);
-	icd_command_free(cmd);
 }
 
 /* Wait for the oldest dispatch in flight and complete it; icd_lock not held. */

@@ -35,7 +35,10 @@ static const char *src =
 	"  if (!l) { uint s = 0; for (size_t i = 0; i < get_local_size(0); i++) s += tmp[i];\n"
 	"    out[get_group_id(0)] = s; } }\n"
 	"__kernel void spin(__global volatile uint *p)\n"
-	"{ while (p[0] != 12345u) p[1]++; }\n";
+	"{ while (p[0] != 12345u) p[1]++; }\n"
+	"__kernel void fill(__global uint *p, uint v, uint iters)\n"
+	"{ uint x = v; for (uint k = 0; k < iters; k++) x = x * 1664525u + 1013904223u;\n"
+	"  p[get_global_id(0)] = v + (x == 7u && iters == 3u ? 1u : 0u); }\n";
 
 static cl_platform_id plat;
 static cl_device_id dev;
@@ -243,6 +246,56 @@ int main(void)
 		if (p2)
 			clReleaseProgram(p2);
 		free(bin);
+	}
+
+	/* Kernel objects of one name share one device kernel, each with its
+	 * own arguments; a buffer released while a kernel still writes it
+	 * goes back to the ICD's pool only when that kernel has ended. */
+	{
+		cl_kernel k1 = clCreateKernel(prog, "fill", &err), k2 = clCreateKernel(prog, "fill", &err);
+		cl_mem a = clCreateBuffer(ctx, CL_MEM_READ_WRITE, 4096, NULL, &err);
+		cl_mem b = clCreateBuffer(ctx, CL_MEM_READ_WRITE, 4096, NULL, &err);
+		cl_mem c = NULL, d = NULL;
+		cl_uint v1 = 0x11111111u, v2 = 0x22222222u, v3 = 0x33333333u, slow = 400000, fast = 0;
+		static cl_uint out_a[1024], out_b[1024], data[1024];
+		size_t g = 1024;
+
+		good = k1 && k2 && a && b && !clSetKernelArg(k1, 0, sizeof(a), &a) &&
+		       !clSetKernelArg(k1, 1, 4, &v1) && !clSetKernelArg(k1, 2, 4, &fast) &&
+		       !clSetKernelArg(k2, 0, sizeof(b), &b) && !clSetKernelArg(k2, 1, 4, &v2) &&
+		       !clSetKernelArg(k2, 2, 4, &fast) &&
+		       !clEnqueueNDRangeKernel(q, k1, 1, NULL, &g, NULL, 0, NULL, NULL) &&
+		       !clEnqueueNDRangeKernel(q, k2, 1, NULL, &g, NULL, 0, NULL, NULL) &&
+		       !clEnqueueReadBuffer(q, a, CL_TRUE, 0, 4096, out_a, 0, NULL, NULL) &&
+		       !clEnqueueReadBuffer(q, b, CL_TRUE, 0, 4096, out_b, 0, NULL, NULL);
+		for (int i = 0; good && i < 1024; i++)
+			good = out_a[i] == v1 && out_b[i] == v2;
+		tap_ok(good, "two kernel objects of one name, each with its own arguments");
+		/* a slow write of v2 into a, then a and its kernels released */
+		good = !clSetKernelArg(k1, 1, 4, &v2) && !clSetKernelArg(k1, 2, 4, &slow) &&
+		       !clEnqueueNDRangeKernel(q, k1, 1, NULL, &g, NULL, 0, NULL, NULL) && !clFlush(q);
+		clReleaseKernel(k1);
+		clReleaseKernel(k2);
+		clReleaseMemObject(a);
+		for (int i = 0; i < 1024; i++)
+			data[i] = v3;
+		c = clCreateBuffer(ctx, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, 4096, data, &err);
+		good = good && c && !clFinish(q) &&
+		       !clEnqueueReadBuffer(q, c, CL_TRUE, 0, 4096, out_a, 0, NULL, NULL);
+		for (int i = 0; good && i < 1024; i++)
+			good = out_a[i] == v3;
+		tap_ok(good, "a buffer made while a released one is still written holds its own bytes");
+		/* a is idle now: the next buffer of its size is a's pages again */
+		d = clCreateBuffer(ctx, CL_MEM_READ_WRITE, 4096, NULL, &err);
+		good = d && !clEnqueueReadBuffer(q, d, CL_TRUE, 0, 4096, out_a, 0, NULL, NULL);
+		for (int i = 0; good && i < 1024; i++)
+			good = out_a[i] == v2;
+		tap_ok(good, "an idle released buffer is used again (the kernel's bytes are in it)");
+		if (d)
+			clReleaseMemObject(d);
+		if (c)
+			clReleaseMemObject(c);
+		clReleaseMemObject(b);
 	}
 
 	/* events: a write held back by a user event, a callback, profiling */
