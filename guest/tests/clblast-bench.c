@@ -99,32 +99,33 @@ static CLBlastStatusCode call(struct bench *b, size_t n, cl_mem x, cl_mem y, cl_
 	return CLBlastSaxpy(n, 0.75f, x, 0, 1, y, 0, 1, &b->q, NULL);
 }
 
-static void run_size(struct bench *b, size_t n, unsigned int runs)
+/* One call of the routine, to its end. */
+static void call_to_end(struct bench *b, size_t n, cl_mem x, cl_mem y, cl_mem z)
 {
-	size_t count = b->gemm ? n * n : n;
-	double t[MAX_RUNS], med, flops, bytes;
-	cl_mem x = buffer(b, count), y = buffer(b, count), z = NULL;
-	CLBlastStatusCode s;
+	CLBlastStatusCode s = call(b, n, x, y, z);
 	cl_int err;
 
-	if (b->gemm)
-		z = buffer(b, count);
-	/* The first call builds the routine's kernels (CLBlast caches them). */
-	s = call(b, n, x, y, z);
 	if (s != CLBlastSuccess)
 		die(b->routine, s);
 	err = clFinish(b->q);
 	if (err != CL_SUCCESS)
 		die("clFinish", err);
+}
+
+static void run_size(struct bench *b, size_t n, unsigned int runs)
+{
+	size_t count = b->gemm ? n * n : n;
+	double t[MAX_RUNS], med, flops, bytes;
+	cl_mem x = buffer(b, count), y = buffer(b, count), z = NULL;
+
+	if (b->gemm)
+		z = buffer(b, count);
+	/* The first call builds the routine's kernels (CLBlast caches them). */
+	call_to_end(b, n, x, y, z);
 	for (unsigned int r = 0; r < runs; r++) {
 		double t0 = now_s();
 
-		s = call(b, n, x, y, z);
-		if (s != CLBlastSuccess)
-			die(b->routine, s);
-		err = clFinish(b->q);
-		if (err != CL_SUCCESS)
-			die("clFinish", err);
+		call_to_end(b, n, x, y, z);
 		t[r] = now_s() - t0;
 	}
 	qsort(t, runs, sizeof(t[0]), cmp_double);
