@@ -46,6 +46,7 @@ static void pool_free(struct icd_pooled *e)
 static bool pool_flush(cl_context c)
 {
 	struct icd_pooled *e;
+	bool had;
 
 	pthread_mutex_lock(&icd_lock);
 	e = c->pool;
@@ -53,8 +54,9 @@ static bool pool_flush(cl_context c)
 	c->pool_bytes = 0;
 	c->pool_count = 0;
 	pthread_mutex_unlock(&icd_lock);
+	had = e != NULL;
 	pool_free(e);
-	return e != NULL;
+	return had;
 }
 
 /* A pooled buffer of exactly this size and access, taken out; or NULL. */
