@@ -35,8 +35,7 @@ struct gpu_device {
 #define KNOWN_BLOB_FLAGS (VIRTIO_GPU_BLOB_FLAG_USE_MAPPABLE | \
 			  VIRTIO_GPU_BLOB_FLAG_USE_SHAREABLE | \
 			  VIRTIO_GPU_BLOB_FLAG_USE_CROSS_DEVICE | \
-			  VIRTIO_GPU_BLOB_FLAG_USE_USERPTR | \
-			  VIRTIO_GPU_BLOB_FLAG_USERPTR_RDONLY)
+			  VIRTIO_GPU_BLOB_FLAG_RDONLY)
 
 struct gpu_device *gpu_device_new(struct engine *eng, const struct gpu_limits *lim)
 {
@@ -178,7 +177,7 @@ static uint32_t cmd_create_blob(struct exec *x)
 	const struct gpu_blob_args *b = &x->c->u.blob;
 	struct gpu_device *d = x->d;
 	struct gpu_resource *r;
-	bool userptr = b->blob_flags & VIRTIO_GPU_BLOB_FLAG_USE_USERPTR;
+	bool rdonly = b->blob_flags & VIRTIO_GPU_BLOB_FLAG_RDONLY;
 	uint32_t rc;
 
 	if (b->resource_id == 0 || idmap_get(&d->resources, b->resource_id)) {
@@ -194,18 +193,17 @@ static uint32_t cmd_create_blob(struct exec *x)
 		x->detail = "unknown blob flags";
 		return VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER;
 	}
-	if (userptr && !(x->features & (1ull << VIRTIO_GPU_F_RESOURCE_USERPTR))) {
-		x->detail = "USE_USERPTR without VIRTIO_GPU_F_RESOURCE_USERPTR";
+	/* Without the feature RDONLY is no flag of this device: refused as
+	 * any unknown flag. */
+	if (rdonly && !(x->features & (1ull << VIRTIO_GPU_F_BLOB_RDONLY))) {
+		x->detail = "RDONLY without VIRTIO_GPU_F_BLOB_RDONLY";
 		return VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER;
 	}
-	if ((b->blob_flags & VIRTIO_GPU_BLOB_FLAG_USERPTR_RDONLY) && !userptr) {
-		x->detail = "USERPTR_RDONLY without USE_USERPTR";
-		return VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER;
-	}
-	if (userptr && (b->blob_flags & (VIRTIO_GPU_BLOB_FLAG_USE_MAPPABLE |
-					 VIRTIO_GPU_BLOB_FLAG_USE_SHAREABLE |
-					 VIRTIO_GPU_BLOB_FLAG_USE_CROSS_DEVICE))) {
-		x->detail = "USE_USERPTR with MAPPABLE/SHAREABLE/CROSS_DEVICE";
+	/* A mapping or an export would let others write the pages. */
+	if (rdonly && (b->blob_flags & (VIRTIO_GPU_BLOB_FLAG_USE_MAPPABLE |
+					VIRTIO_GPU_BLOB_FLAG_USE_SHAREABLE |
+					VIRTIO_GPU_BLOB_FLAG_USE_CROSS_DEVICE))) {
+		x->detail = "RDONLY with MAPPABLE/SHAREABLE/CROSS_DEVICE";
 		return VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER;
 	}
 	if (b->blob_mem == VIRTIO_GPU_BLOB_MEM_HOST3D_GUEST &&
@@ -228,8 +226,7 @@ static uint32_t cmd_create_blob(struct exec *x)
 	r->blob_mem = b->blob_mem;
 	r->blob_flags = b->blob_flags;
 	r->size = b->size;
-	r->userptr = userptr;
-	r->readonly = b->blob_flags & VIRTIO_GPU_BLOB_FLAG_USERPTR_RDONLY;
+	r->readonly = rdonly;
 	rc = backing_from_entries(x, r, b->size);
 	if (rc == 0 && idmap_put(&d->resources, r->id, r))
 		rc = VIRTIO_GPU_RESP_ERR_OUT_OF_MEMORY;
@@ -258,17 +255,23 @@ static uint32_t cmd_unref(struct exec *x)
 	return 0;
 }
 
+/*
+ * Every resource is a blob with guest pages (GUEST or HOST3D_GUEST), and
+ * virtio lets such a blob lose and regain its entries (DETACH_BACKING,
+ * ATTACH_BACKING). The device cannot tell whose pages they are (a
+ * userptr range is an ordinary guest blob), so the rules are the same
+ * for all: a backing is never changed in place, ATTACH_BACKING only
+ * fills a resource that has none, and a DETACH_BACKING waits for the
+ * jobs that use the pages it drops (gpu_device_must_wait) while those
+ * jobs keep their own reference. No op sees its pages change under it.
+ * A read-only blob stays read-only: the flag is the resource's.
+ */
 static uint32_t cmd_attach_backing(struct exec *x)
 {
 	struct gpu_resource *r = idmap_get(&x->d->resources, x->c->u.attach.resource_id);
 
 	if (!r)
 		return VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID;
-	if (r->userptr) {
-		/* Its pages are the guest process's, fixed at creation. */
-		x->detail = "ATTACH_BACKING on a userptr resource";
-		return VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER;
-	}
 	if (r->bk) {
 		x->detail = "resource already has backing";
 		return VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER;
@@ -282,13 +285,6 @@ static uint32_t cmd_detach_backing(struct exec *x)
 
 	if (!r)
 		return VIRTIO_GPU_RESP_ERR_INVALID_RESOURCE_ID;
-	if (r->userptr) {
-		/* The guest may unpin only after UNREF is answered: a detached
-		 * userptr resource would outlive nothing, and a later ATTACH
-		 * could point it at other memory. */
-		x->detail = "DETACH_BACKING on a userptr resource";
-		return VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER;
-	}
 	if (!r->bk) {
 		x->detail = "resource has no backing";
 		return VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER;
@@ -552,10 +548,7 @@ bool gpu_device_must_wait(const struct gpu_device *d, const uint8_t *buf, size_t
 		return false;
 	if (decode_checked(buf, len, &c, &detail) == 0) {
 		r = idmap_get(&d->resources, c.u.res.resource_id);
-		/* DETACH_BACKING of a userptr resource is refused: it drops
-		 * nothing, so it has nothing to wait for. */
-		wait = r && r->bk && res_backing_in_use(r->bk) &&
-		       (type == VIRTIO_GPU_CMD_RESOURCE_UNREF || !r->userptr);
+		wait = r && r->bk && res_backing_in_use(r->bk);
 	}
 	gpu_cmd_free(&c);
 	return wait;

@@ -39,7 +39,10 @@ static void usage(FILE *f)
 		"\n"
 		"Options:\n"
 		"  -s, --socket PATH   Unix socket to listen on (a stale file is replaced)\n"
-		"  -n, --no-userptr    do not offer VIRTIO_GPU_F_RESOURCE_USERPTR (bit %d)\n"
+		"  -n, --no-userptr    act as a device that knows nothing of userptr: do not\n"
+		"                      offer VIRTIO_GPU_F_BLOB_RDONLY (bit %d), so that blobs\n"
+		"                      with the RDONLY flag are refused; read-write userptr\n"
+		"                      memory still works (it is an ordinary guest blob)\n"
 		"  -a, --access-platform\n"
 		"                      offer VIRTIO_F_ACCESS_PLATFORM, so that the guest maps\n"
 		"                      through its DMA API (a guest without a vIOMMU: the\n"
@@ -71,7 +74,7 @@ static void usage(FILE *f)
 		"Signals: SIGTERM/SIGINT exit cleanly and print statistics; SIGUSR1 prints\n"
 		"statistics (resources, bytes mapped, per-op counters, commands, errors).\n"
 		"Exit status: 0 on a signal, 1 on a runtime error, 2 on bad usage.\n",
-		VGPU_COMPUTE_CAPSET_ID, VIRTIO_GPU_F_RESOURCE_USERPTR, 256,
+		VGPU_COMPUTE_CAPSET_ID, VIRTIO_GPU_F_BLOB_RDONLY, 256,
 		(unsigned)(ENGINE_DEFAULT_OP_BUDGET_NS / 1000000u));
 }
 
@@ -194,7 +197,7 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct vu_options opt = { .userptr = true };
+	struct vu_options opt = { .blob_rdonly = true };
 	const char *path = NULL;
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	unsigned threads = ncpu > 0 ? (unsigned)(ncpu > 256 ? 256 : ncpu) : 1;
@@ -215,7 +218,7 @@ int main(int argc, char **argv)
 			path = optarg;
 			break;
 		case 'n':
-			opt.userptr = false;
+			opt.blob_rdonly = false;
 			break;
 		case 'a':
 			opt.access_platform = true;
@@ -375,8 +378,8 @@ int main(int argc, char **argv)
 			 (unsigned long long)(op_budget_ns / 1000000u));
 	else
 		snprintf(budget, sizeof(budget), "none");
-	hlog("listening on %s (userptr %s%s, %u threads, backend %s, zero-copy windows %s, budget %llu mappings, op budget %s)",
-	     path, opt.userptr ? "offered" : "not offered",
+	hlog("listening on %s (read-only blobs %s%s, %u threads, backend %s, zero-copy windows %s, budget %llu mappings, op budget %s)",
+	     path, opt.blob_rdonly ? "offered" : "not offered",
 	     opt.access_platform ? ", access platform" : "", threads, engine_backend_name(eng),
 	     win_enabled() ? "on" : "off", (unsigned long long)win_budget(), budget);
 

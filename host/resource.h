@@ -71,8 +71,7 @@ struct gpu_resource {
 	uint32_t blob_mem;
 	uint32_t blob_flags;
 	uint64_t size;
-	bool userptr;
-	bool readonly;
+	bool readonly;             /* VIRTIO_GPU_BLOB_FLAG_RDONLY */
 	struct res_backing *bk;    /* one reference; NULL: no backing */
 };
 

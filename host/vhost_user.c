@@ -24,8 +24,8 @@ uint64_t vu_device_features(const struct vu_options *opt)
 		     (1ull << VIRTIO_GPU_F_CONTEXT_INIT) |
 		     (1ull << VU_F_PROTOCOL_FEATURES);
 
-	if (opt->userptr)
-		f |= 1ull << VIRTIO_GPU_F_RESOURCE_USERPTR;
+	if (opt->blob_rdonly)
+		f |= 1ull << VIRTIO_GPU_F_BLOB_RDONLY;
 	if (opt->access_platform)
 		f |= 1ull << VIRTIO_F_ACCESS_PLATFORM;
 	return f;

@@ -82,7 +82,7 @@ struct vu_msg {
 };
 
 struct vu_options {
-	bool userptr;       /* offer VIRTIO_GPU_F_RESOURCE_USERPTR */
+	bool blob_rdonly;   /* offer VIRTIO_GPU_F_BLOB_RDONLY (off: --no-userptr) */
 	/* Offer VIRTIO_F_ACCESS_PLATFORM: the driver then maps through the
 	 * DMA API. Addresses stay guest-physical (no vIOMMU, no IOTLB). */
 	bool access_platform;

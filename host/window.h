@@ -8,9 +8,9 @@
  * OpenCL buffer over host memory) works on. It is the guest's own pages:
  * every entry is a MAP_SHARED mapping of the same file range that backs
  * the guest physical address, so a store through the window is a store
- * into guest RAM and nothing is copied. RDONLY userptr resources are
- * mapped PROT_READ, so the host MMU enforces read-only as well as the
- * engine's validation.
+ * into guest RAM and nothing is copied. Blobs created with
+ * VIRTIO_GPU_BLOB_FLAG_RDONLY are mapped PROT_READ, so the host MMU
+ * enforces read-only as well as the engine's validation.
  *
  * Each run of entries that is contiguous in the file is one mapping; the
  * reserved range around them is one more. All windows together stay

@@ -62,8 +62,7 @@ build_kselftest() {
 	fi
 	mkdir -p "$KSELFTEST_OUT"
 	make -C "$src" -s OUTPUT="$KSELFTEST_OUT" \
-		KHDR_INCLUDES="-isystem $UAPI_DIR/include" \
-		VGPU_INCLUDE="$REPO_ROOT/include"
+		KHDR_INCLUDES="-isystem $UAPI_DIR/include"
 	note "kselftest: $KSELFTEST_OUT"
 }
 

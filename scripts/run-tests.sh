@@ -166,7 +166,7 @@ lane_a() {
 	# the device modes with userptr and without, in one boot each.
 	if ((x86_ok)) && wait_for qemu && wait_for guest; then
 		suite qemu-e2e tests/system/e2e.sh --vmm qemu --no-build --quick --build build/meson \
-			--mode userptr --mode copy --tsan-build build/meson-tsan
+			--mode userptr --mode plain --tsan-build build/meson-tsan
 		suite clprograms-qemu tests/system/e2e-clprograms.sh --vmm qemu --build build/meson \
 			--routines "xaxpy xdot xnrm2 xgemv" --asan-build build/meson-guest-asan
 	else

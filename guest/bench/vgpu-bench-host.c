@@ -126,7 +126,7 @@ static void set_size(struct host_ctx *c, uint64_t size)
 		.refs = 1, .size = size, .readonly = true, .nents = 1, .ents = &c->one,
 	};
 	c->res[RES_ONE - 1] = (struct gpu_resource){
-		.id = RES_ONE, .blob_mem = 1, .size = size, .userptr = true, .readonly = true,
+		.id = RES_ONE, .blob_mem = 1, .size = size, .readonly = true,
 		.bk = &c->bk[RES_ONE - 1],
 	};
 	c->bk[RES_PAGES - 1] = (struct res_backing){
@@ -134,7 +134,7 @@ static void set_size(struct host_ctx *c, uint64_t size)
 		.ents = c->pages,
 	};
 	c->res[RES_PAGES - 1] = (struct gpu_resource){
-		.id = RES_PAGES, .blob_mem = 1, .size = size, .userptr = true, .readonly = true,
+		.id = RES_PAGES, .blob_mem = 1, .size = size, .readonly = true,
 		.bk = &c->bk[RES_PAGES - 1],
 	};
 }

@@ -27,9 +27,12 @@
  * 6. afterwards: debugfs total_pinned_pages and objects back to their start
  *    values, VmPin back to its start value.
  *
- * Without VIRTIO_GPU_F_RESOURCE_USERPTR (daemon --no-userptr) only the churn
- * (every userptr request must fail with EOPNOTSUPP or EINVAL), the file
- * close and the final accounting run.
+ * Against a device without VIRTIO_GPU_F_BLOB_RDONLY (daemon --no-userptr)
+ * everything runs as well; read-only requests must fail with EOPNOTSUPP
+ * there (after the argument rules), and the parts use read-write buffers
+ * where they would use read-only ones. Without userptr at all (the param 0:
+ * DMA that would bounce) only the churn (every userptr request must fail
+ * with EOPNOTSUPP or EINVAL), the file close and the final accounting run.
  */
 #include <endian.h>
 #include <fcntl.h>
@@ -55,6 +58,11 @@ static bool waited;
 static struct vgpu_device *dev;
 static struct vgpu_info info;
 static bool userptr;
+/* Read-only userptr blobs work too: the device promises not to write them
+ * (VIRTIO_GPU_F_BLOB_RDONLY); without it they fail with EOPNOTSUPP. */
+static bool rdonly;
+/* VIRTGPU_BLOB_FLAG_USERPTR_RDONLY where it works, 0 elsewhere. */
+static uint32_t ro_flag;
 static size_t page;
 static uint64_t seed = 1;
 static double churn_seconds = 8;
@@ -114,6 +122,29 @@ static int open_node(void)
 		exit(1);
 	}
 	return fd;
+}
+
+/* Does the kernel take a read-only userptr blob (the device's promise)? */
+static bool probe_rdonly(void)
+{
+	long pin0 = vm_pin_kb(0);
+	void *p = map_rw(page);
+	uint32_t h = 0;
+	int fd = open_node();
+	int err = raw_userptr_create(fd, (uintptr_t)p, page,
+				     VIRTGPU_BLOB_FLAG_USE_USERPTR | VIRTGPU_BLOB_FLAG_USERPTR_RDONLY,
+				     VIRTGPU_BLOB_MEM_GUEST, &h, NULL);
+
+	long pin;
+
+	if (!err)
+		raw_gem_close(fd, h);
+	close(fd);
+	/* Released once the device answered: gone before the counts start. */
+	if (!err && !vm_pin_wait(pin0, 5000, &pin))
+		tap_diag("the read-only probe's page is still pinned (VmPin %ld kB)", pin);
+	munmap(p, page);
+	return err == 0;
 }
 
 /* ======================================================================
@@ -188,9 +219,11 @@ static void churn_request(struct churn *c)
 	err = raw_userptr_create(c->fd, ptr, size, flags, mem, &handle, NULL);
 	if (!want_invalid) {
 		c->valid++;
+		bool refused_ro = (flags & VIRTGPU_BLOB_FLAG_USERPTR_RDONLY) && !rdonly;
+
 		if (err == 0) {
 			c->created++;
-		} else if (userptr ? err == -EFAULT : err == -EOPNOTSUPP) {
+		} else if (userptr && !refused_ro ? err == -EFAULT : err == -EOPNOTSUPP) {
 			c->efault++;
 		} else {
 			c->bad++;
@@ -813,8 +846,8 @@ static int exit_child(int kill_me)
 	if (vgpu_open(info.path, 0, &d))
 		return 20;
 	for (int i = 0; i < 8; i++)
-		if (vgpu_buffer_from_user(d, m + (size_t)i * 16 * page, 16 * page, i & 1 ?
-					  VGPU_BUF_READ_ONLY : 0, &bs[i]))
+		if (vgpu_buffer_from_user(d, m + (size_t)i * 16 * page, 16 * page,
+					  (i & 1) && rdonly ? VGPU_BUF_READ_ONLY : 0, &bs[i]))
 			return 21;
 	if (dev_fill(d, bs[0], 0x99))
 		return 22;
@@ -923,7 +956,7 @@ static int memlock_child(void)
 	if (err != -ENOMEM)
 		return 7;
 	err = raw_userptr_create(fd, (uintptr_t)(m + LIMIT * page), page,
-				 VIRTGPU_BLOB_FLAG_USE_USERPTR | VIRTGPU_BLOB_FLAG_USERPTR_RDONLY,
+				 VIRTGPU_BLOB_FLAG_USE_USERPTR | ro_flag,
 				 VIRTGPU_BLOB_MEM_GUEST, &h2, NULL);
 	if (err != -ENOMEM)
 		return 8;
@@ -940,7 +973,7 @@ static int memlock_child(void)
 	if (raw_userptr_create(fd, (uintptr_t)m, LIMIT / 2 * page, VIRTGPU_BLOB_FLAG_USE_USERPTR,
 			       VIRTGPU_BLOB_MEM_GUEST, &h1, NULL) ||
 	    raw_userptr_create(fd, (uintptr_t)(m + LIMIT / 2 * page), LIMIT / 2 * page,
-			       VIRTGPU_BLOB_FLAG_USE_USERPTR | VIRTGPU_BLOB_FLAG_USERPTR_RDONLY,
+			       VIRTGPU_BLOB_FLAG_USE_USERPTR | ro_flag,
 			       VIRTGPU_BLOB_MEM_GUEST, &h2, NULL))
 		return 12;
 	if (raw_userptr_create(fd, (uintptr_t)(m + LIMIT * page), page,
@@ -1029,13 +1062,16 @@ int main(int argc, char **argv)
 	}
 	vgpu_get_info(dev, &info);
 	userptr = info.userptr;
+	rdonly = userptr && probe_rdonly();
+	ro_flag = rdonly ? VIRTGPU_BLOB_FLAG_USERPTR_RDONLY : 0;
 	tap_ok(debugfs_read(&pages0, &objs0) == 0, "debugfs %s readable",
 	       debugfs_path[0] ? debugfs_path : "virtio-gpu-userptr");
 	base_pages = pages0;
 	base_objs = objs0;
 	pin0 = vm_pin_kb(0);
 	tap_diag("mode %s, seed %" PRIu64 ", start: %ld pinned pages, %ld objects, VmPin %ld kB",
-		 userptr ? "userptr" : "no-userptr", seed, pages0, objs0, pin0);
+		 !userptr ? "no-userptr" : rdonly ? "userptr" : "plain (read-only refused)", seed,
+		 pages0, objs0, pin0);
 	err = vgpu_buffer_alloc(dev, page, 0, &result_buf);
 	if (!tap_eq(err, 0, "result buffer")) {
 		printf("Bail out! no result buffer\n");

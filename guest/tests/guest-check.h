@@ -55,6 +55,32 @@ static inline bool all_bytes(const void *p, size_t n, uint8_t v)
 	return true;
 }
 
+static inline uint64_t gcd_u64(uint64_t a, uint64_t b)
+{
+	while (b) {
+		uint64_t t = a % b;
+
+		a = b;
+		b = t;
+	}
+	return a;
+}
+
+/*
+ * Fault in the pages of [p, p + size) in the order i * step mod n, step
+ * coprime to n and far from 1: pages are allocated in fault order, so
+ * neighbours get physical pages far apart (one mem entry a page).
+ */
+static inline void populate_scattered(uint8_t *p, size_t size, long page)
+{
+	uint64_t n = size / (uint64_t)page, step = n / 2 + 1 + (n / 7) * 2;
+
+	while (gcd_u64(step, n) != 1)
+		step++;
+	for (uint64_t i = 0, k = 0; i < n; i++, k = (k + step) % n)
+		p[k * (uint64_t)page] = 1;
+}
+
 /* ---- the driver's accounting ---- */
 
 /* The debugfs file once found; empty before (or when there is none). */

@@ -2,12 +2,14 @@
 /*
  * vgpu-test - libvgpu against the real device, inside the guest. Prints TAP.
  *
- * Runs in either mode of the device: with userptr (buffers from user
- * memory are zero-copy) or without (the daemon runs with --no-userptr and
- * the library takes the copy path). The test detects the mode from the
- * device and checks that every buffer took the path the mode implies;
- * VGPU_TEST_MODE=userptr|copy in the environment makes it also assert the
- * mode itself. Every host result is compared with the value computed here.
+ * Runs in any mode of the device and kernel: "userptr" (buffers from user
+ * memory are zero-copy, read-only ones too), "plain" (a device that knows
+ * nothing of userptr, the daemon run with --no-userptr: read-write buffers
+ * are still zero-copy, as ordinary guest blobs, read-only ones are copied)
+ * or "copy" (no userptr at all, e.g. DMA that would bounce: the library
+ * takes the copy path). The test detects the mode and checks that every
+ * buffer took the path the mode implies; VGPU_TEST_MODE=userptr|plain|copy
+ * in the environment makes it also assert the mode itself. Every host result is compared with the value computed here.
  *
  *   vgpu-test [--max-size SIZE_MB]   (default 256)
  */
@@ -38,6 +40,9 @@
 static struct vgpu_device *dev;
 static struct vgpu_info info;
 static bool userptr_mode;
+/* Read-only buffers are zero-copy too: the device promises not to write
+ * them (VIRTIO_GPU_F_BLOB_RDONLY); without it they take the copy path. */
+static bool ro_zero_copy;
 static size_t page;
 static uint64_t max_size = 256ull << 20;
 
@@ -146,9 +151,25 @@ static int run1(struct vgpu_batch *b, struct vgpu_submit_result *r)
 
 /* ---- device and info ---- */
 
+/* Does the kernel take a read-only page zero-copy? */
+static bool probe_ro_zero_copy(void)
+{
+	uint8_t *p = map_anon(page, PROT_READ);
+	struct vgpu_buffer *b = NULL;
+	int err = p ? vgpu_buffer_from_user(dev, p, page, VGPU_BUF_READ_ONLY | VGPU_BUF_ZERO_COPY, &b)
+		    : -ENOMEM;
+
+	vgpu_buffer_destroy(b);
+	if (p)
+		munmap(p, page);
+	tap_diag("a read-only buffer is %s", err == 0 ? "zero-copy" : "copied");
+	return err == 0;
+}
+
 static void test_info(void)
 {
 	const char *want = getenv("VGPU_TEST_MODE");
+	const char *mode;
 	uint64_t v = 0;
 
 	tap_eq(vgpu_get_info(dev, &info), 0, "vgpu_get_info");
@@ -169,12 +190,12 @@ static void test_info(void)
 	tap_ok(info.caps.max_op_bytes >= max_size, "max_op_bytes %" PRIu64 " covers the sizes tested",
 	       (uint64_t)info.caps.max_op_bytes);
 	userptr_mode = vgpu_has_userptr(dev);
+	ro_zero_copy = userptr_mode && probe_ro_zero_copy();
+	mode = !userptr_mode ? "copy" : ro_zero_copy ? "userptr" : "plain";
 	tap_eq(userptr_mode, info.param_resource_userptr > 0,
-	       "vgpu_has_userptr follows RESOURCE_USERPTR (%s mode)",
-	       userptr_mode ? "userptr" : "copy");
+	       "vgpu_has_userptr follows RESOURCE_USERPTR (%s mode)", mode);
 	if (want)
-		tap_ok(strcmp(want, userptr_mode ? "userptr" : "copy") == 0,
-		       "mode is the one expected (VGPU_TEST_MODE=%s)", want);
+		tap_ok(strcmp(want, mode) == 0, "mode is the one expected (VGPU_TEST_MODE=%s)", want);
 	tap_eq(vgpu_get_param(dev, PARAM_RESOURCE_USERPTR, &v), 0,
 	       "vgpu_get_param(RESOURCE_USERPTR)");
 	tap_eq((long long)v, info.param_resource_userptr, "vgpu_get_param agrees with vgpu_get_info");
@@ -653,11 +674,12 @@ static void test_sizes(void)
 			tap_ok(0, "size %" PRIu64 ": register", sz);
 			continue;
 		}
-		tap_eq(vgpu_buffer_is_zero_copy(s.b), userptr_mode,
-		       "size %" PRIu64 " KiB: %s path", sz >> 10, userptr_mode ? "zero-copy" : "copy");
+		tap_eq(vgpu_buffer_is_zero_copy(s.b), ro_zero_copy,
+		       "size %" PRIu64 " KiB: read-only, %s path", sz >> 10,
+		       ro_zero_copy ? "zero-copy" : "copy");
 		fill_pattern(s.p, sz, sz);
 		if (debugfs_read(&pages1, &objs) == 0)
-			tap_eq(pages1 - pages0, userptr_mode ? (long)(sz / page) : 0,
+			tap_eq(pages1 - pages0, ro_zero_copy ? (long)(sz / page) : 0,
 			       "size %" PRIu64 " KiB: debugfs pinned pages", sz >> 10);
 		vgpu_batch_reset(b);
 		tap_eq(vgpu_batch_checksum(b, r.b, 0, s.b, 0, sz, i), 0, "size %" PRIu64 " KiB: add", sz >> 10);

@@ -58,30 +58,6 @@ struct layout {
 static long page_size;
 static bool scatter;
 
-static uint64_t gcd(uint64_t a, uint64_t b)
-{
-	while (b) {
-		uint64_t t = a % b;
-
-		a = b;
-		b = t;
-	}
-	return a;
-}
-
-/* Fault in the n pages at p in the order i * step mod n, step coprime to
- * n and far from 1: pages are allocated in fault order, so neighbours get
- * physical pages far apart. */
-static void populate_scattered(uint8_t *p, size_t size)
-{
-	uint64_t n = size / (uint64_t)page_size, step = n / 2 + 1 + (n / 7) * 2;
-
-	while (gcd(step, n) != 1)
-		step++;
-	for (uint64_t i = 0, k = 0; i < n; i++, k = (k + step) % n)
-		p[k * (uint64_t)page_size] = 1;
-}
-
 /* A 2 MiB-aligned anonymous buffer of size bytes, populated, with or
  * without huge pages. NULL on failure (errno set). With optional_thp, a
  * kernel without THP (MADV_HUGEPAGE: EINVAL, as UML) is no failure. */
@@ -103,7 +79,7 @@ static void *map_buffer(size_t size, bool huge, bool optional_thp)
 	    !(optional_thp && errno == EINVAL))
 		goto fail;
 	if (!huge && scatter)
-		populate_scattered(p, size);
+		populate_scattered(p, size, page_size);
 	else if (madvise(p, size, MADV_POPULATE_WRITE))
 		goto fail;
 	return p;

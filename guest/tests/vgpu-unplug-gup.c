@@ -38,6 +38,7 @@
 #include <drm/virtgpu_drm.h>
 
 #include "guest-check.h"
+#include "guest-ioctl.h"
 #include "tap.h"
 
 #define NPAGES 16
@@ -52,60 +53,12 @@ struct pin_req {
 	uint32_t handle;
 };
 
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static int create_userptr(int fd, void *ptr, size_t size, uint32_t *handle)
-{
-	struct drm_virtgpu_resource_create_blob rc = {
-		.blob_mem = VIRTGPU_BLOB_MEM_GUEST,
-		.blob_flags = VIRTGPU_BLOB_FLAG_USE_USERPTR,
-		.size = size,
-		.userptr = (uintptr_t)ptr,
-	};
-
-	if (drmIoctl(fd, DRM_IOCTL_VIRTGPU_RESOURCE_CREATE_BLOB, &rc))
-		return errno;
-	*handle = rc.bo_handle;
-	return 0;
-}
-
 static void *pin_thread(void *arg)
 {
 	struct pin_req *r = arg;
 
-	r->err = create_userptr(r->fd, r->ptr, r->size, &r->handle);
+	r->err = raw_userptr(r->fd, r->ptr, r->size, 0, &r->handle);
 	return NULL;
-}
-
-static bool has_userptr(int fd)
-{
-	int value = 0;
-	struct drm_virtgpu_getparam gp = {
-		.param = VIRTGPU_PARAM_RESOURCE_USERPTR,
-		.value = (uintptr_t)&value,
-	};
-
-	return drmIoctl(fd, DRM_IOCTL_VIRTGPU_GETPARAM, &gp) == 0 && value == 1;
-}
-
-/* Write @s to the sysfs file @path; 0 or an errno. */
-static int sysfs_write(const char *path, const char *s)
-{
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
-	int err = 0;
-
-	if (fd < 0)
-		return errno;
-	if (write(fd, s, strlen(s)) != (ssize_t)strlen(s))
-		err = errno ? errno : EIO;
-	close(fd);
-	return err;
 }
 
 /* Wait up to @ms for @pid; its exit status, or -1 if it still runs. */
@@ -126,22 +79,9 @@ static int wait_child(pid_t pid, int ms)
 	return -1;
 }
 
-/* Wait up to @ms for @node to appear. */
-static bool wait_node(const char *node, int ms)
-{
-	double end = now_ms() + ms;
-
-	do {
-		if (access(node, F_OK) == 0)
-			return true;
-		usleep(20000);
-	} while (now_ms() < end);
-	return false;
-}
-
 int main(int argc, char **argv)
 {
-	const char *node = "/dev/dri/renderD128";
+	const char *node;
 	char link[PATH_MAX + 16], devpath[PATH_MAX], drvpath[PATH_MAX];
 	char unbind[PATH_MAX + 16], bind[PATH_MAX + 16], name[NAME_MAX + 1];
 	struct uffdio_register reg = { 0 };
@@ -159,20 +99,12 @@ int main(int argc, char **argv)
 	pid_t child;
 	int uffd, fd, rc;
 
-	if (argc == 3 && strcmp(argv[1], "--node") == 0) {
-		node = argv[2];
-	} else if (argc != 1) {
-		fprintf(stderr, "usage: vgpu-unplug-gup [--node PATH]\n");
+	if (parse_node_arg(argc, argv, "vgpu-unplug-gup", &node))
 		return 2;
-	}
-
 	printf("1..9\n");
 	/* The render node's device and its driver, by their sysfs links. */
-	snprintf(link, sizeof(link), "/sys/class/drm/%s/device", basename((char *)node));
-	if (!realpath(link, devpath)) {
-		printf("Bail out! %s: %s\n", link, strerror(errno));
+	if (!node_device(node, devpath))
 		return 1;
-	}
 	snprintf(link, sizeof(link), "%s/driver", devpath);
 	if (!realpath(link, drvpath)) {
 		printf("Bail out! %s: %s\n", link, strerror(errno));
@@ -184,7 +116,7 @@ int main(int argc, char **argv)
 	tap_diag("device %s, driver %s", name, drvpath);
 
 	fd = open(node, O_RDWR | O_CLOEXEC);
-	if (fd < 0 || !has_userptr(fd)) {
+	if (fd < 0 || !raw_has_userptr(fd)) {
 		printf("Bail out! %s: no device with userptr\n", node);
 		return 1;
 	}
@@ -264,13 +196,13 @@ int main(int argc, char **argv)
 
 	/* 7-9: bound again, the device takes a new userptr blob. */
 	rc = sysfs_write(bind, name);
-	tap_ok(rc == 0 && wait_node(node, 10000), "the device is bound again (%s)",
+	tap_ok(rc == 0 && wait_node(node, true, 10000), "the device is bound again (%s)",
 	       rc ? strerror(rc) : "ok");
 	fd = open(node, O_RDWR | O_CLOEXEC);
-	tap_ok(fd >= 0 && has_userptr(fd), "%s offers userptr again", node);
+	tap_ok(fd >= 0 && raw_has_userptr(fd), "%s offers userptr again", node);
 	buf = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE,
 		   -1, 0);
-	rc = fd >= 0 && buf != MAP_FAILED ? create_userptr(fd, buf, size, &handle) : EBADF;
+	rc = fd >= 0 && buf != MAP_FAILED ? raw_userptr(fd, buf, size, 0, &handle) : EBADF;
 	tap_ok(rc == 0 && vm_pin_kb(getpid()) == pin_kb + (long)(size / 1024),
 	       "a new userptr blob pins its %zu kB (%s)", size / 1024, rc ? strerror(rc) : "ok");
 	if (fd >= 0)

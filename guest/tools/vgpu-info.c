@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "vgpu.h"
 
@@ -32,6 +34,29 @@ static void param_line(const char *name, int64_t v)
 		printf("  %-28s unknown to the kernel\n", name);
 	else
 		printf("  %-28s %" PRId64 "\n", name, v);
+}
+
+/*
+ * Read-only buffers are zero-copy only where the device promises never to
+ * write them (VIRTIO_GPU_F_BLOB_RDONLY); the kernel says so by taking or
+ * refusing one: try a page.
+ */
+static bool rdonly_zero_copy(struct vgpu_device *dev)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	struct vgpu_buffer *buf = NULL;
+	void *p;
+	int err;
+
+	p = mmap(NULL, (size_t)page, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	if (p == MAP_FAILED)
+		return false;
+	err = vgpu_buffer_from_user(dev, p, (size_t)page, VGPU_BUF_READ_ONLY | VGPU_BUF_ZERO_COPY,
+				    &buf);
+	if (!err)
+		vgpu_buffer_destroy(buf);
+	munmap(p, (size_t)page);
+	return err == 0;
 }
 
 static const char *const op_names[VGPU_OP_COUNT] = {
@@ -135,6 +160,10 @@ int main(int argc, char **argv)
 		printf("backend: %s\n", backend_name(info.caps.backend));
 	printf("userptr: %s%s\n", info.userptr ? "yes (zero-copy buffers)" : "no (copy fallback)",
 	       info.userptr_disabled ? " [disabled by --no-userptr]" : "");
+	if (info.userptr)
+		printf("read-only userptr: %s\n", rdonly_zero_copy(dev) ?
+		       "yes (zero-copy)" :
+		       "no (copied: the device does not promise to leave read-only memory alone)");
 	vgpu_close(dev);
 	return 0;
 }

@@ -8,8 +8,9 @@
  * the host device over those buffers.
  *
  * A buffer made from caller memory is a zero-copy userptr blob when the
- * device and kernel support VIRTGPU_PARAM_RESOURCE_USERPTR: the host works
- * on the caller's pages. Otherwise the library falls back to a mappable
+ * kernel supports VIRTGPU_PARAM_RESOURCE_USERPTR (any blob-capable device;
+ * a read-only buffer also needs a device that promises not to write it,
+ * VIRTIO_GPU_F_BLOB_RDONLY): the host works on the caller's pages. Otherwise the library falls back to a mappable
  * guest blob of the same size and copies the caller's memory into it before
  * each submit and back out of it (read-write buffers only) after the submit
  * completes. The calls are the same on both paths;

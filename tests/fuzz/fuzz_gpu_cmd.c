@@ -46,9 +46,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		dev = gpu_device_new(eng, &lim);
 		gpu_device_set_programs(dev, progs);
 	}
-	/* First byte: without the userptr feature when odd. */
+	/* First byte: without VIRTIO_GPU_F_BLOB_RDONLY when odd. */
 	if (size && (data[0] & 1))
-		features &= ~(1ull << VIRTIO_GPU_F_RESOURCE_USERPTR);
+		features &= ~(1ull << VIRTIO_GPU_F_BLOB_RDONLY);
 	if (size) {
 		data++;
 		size--;

@@ -23,7 +23,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct vu_options opt = { .userptr = true };
+	struct vu_options opt = { .blob_rdonly = true };
 	struct gpu_device *gpu;
 	struct vu_conn c;
 	int sv[2];

@@ -29,8 +29,10 @@ def cmds(*cs, flag=0):
 CTX_CREATE, CTX_ATTACH, SUBMIT = 0x200, 0x202, 0x207
 BLOB, UNREF, ATTACH_BACKING, DETACH_BACKING = 0x10c, 0x102, 0x106, 0x107
 GET_DISPLAY_INFO, GET_CAPSET_INFO, GET_CAPSET = 0x100, 0x108, 0x109
-# VIRTIO_GPU_BLOB_FLAG_USE_USERPTR, VIRTIO_GPU_BLOB_FLAG_USERPTR_RDONLY
-USERPTR, RDONLY = 0x100, 0x200
+# VIRTIO_GPU_BLOB_FLAG_USE_MAPPABLE, _USE_SHAREABLE, _USE_CROSS_DEVICE,
+# VIRTIO_GPU_BLOB_FLAG_RDONLY (feature bit 16); 0x100 was the userptr flag
+# of the extension's previous version and is an unknown flag now.
+MAPPABLE, SHAREABLE, CROSS_DEVICE, RDONLY, OLD_USERPTR = 0x1, 0x2, 0x4, 0x200, 0x100
 
 
 def ctx_create(ctx, init=16):
@@ -63,8 +65,8 @@ write('gpu_cmd', 'info', cmds(hdr(GET_DISPLAY_INFO),
                               hdr(GET_CAPSET) + struct.pack('<II', 16, 1)))
 setup = [ctx_create(1),
          blob(1, 3, 0, 8192, [(0x10000, 4096), (0x30000, 4096)], ctx=1),
-         blob(2, 1, USERPTR, 8192, [(0x12000, 8192)]),
-         blob(3, 1, USERPTR | RDONLY, 4096, [(0x31000, 4096)]),
+         blob(2, 1, 0, 8192, [(0x12000, 8192)]),
+         blob(3, 1, RDONLY, 4096, [(0x31000, 4096)]),
          attach(1, 1), attach(1, 2), attach(1, 3)]
 write('gpu_cmd', 'compute', cmds(*setup, submit(1, [
     op(2, dst=1, ln=4096, arg0=0x3f800000),
@@ -97,6 +99,21 @@ write('gpu_cmd', 'errors', cmds(*setup, submit(1, [op(2, dst=3, ln=4)], status_r
                                 submit(1, [op(2, dst=1, ln=4)]),
                                 hdr(ATTACH_BACKING) + struct.pack('<II', 1, 1) + struct.pack('<QII', 0x20000, 8192, 0),
                                 hdr(UNREF) + struct.pack('<II', 1, 0), flag=1))
+# Blob flags the device refuses (the first byte even: the feature is on),
+# then the read-only blob it takes.
+write('gpu_cmd', 'flags', cmds(ctx_create(1),
+                               blob(4, 1, OLD_USERPTR, 4096, [(0x14000, 4096)]),
+                               blob(4, 1, OLD_USERPTR | RDONLY, 4096, [(0x14000, 4096)]),
+                               blob(4, 1, RDONLY | MAPPABLE, 4096, [(0x14000, 4096)]),
+                               blob(4, 3, RDONLY | SHAREABLE, 4096, [(0x14000, 4096)], ctx=1),
+                               blob(4, 1, RDONLY | CROSS_DEVICE, 4096, [(0x14000, 4096)]),
+                               blob(4, 2, RDONLY, 4096, [(0x14000, 4096)], ctx=1),
+                               blob(4, 3, RDONLY, 4096, [(0x14000, 4096)], ctx=1),
+                               attach(1, 4),
+                               submit(1, [op(2, dst=4, ln=4)]),
+                               hdr(DETACH_BACKING) + struct.pack('<II', 4, 0),
+                               hdr(ATTACH_BACKING) + struct.pack('<II', 4, 1) + struct.pack('<QII', 0x15000, 4096, 0),
+                               submit(1, [op(2, dst=4, ln=4)])))
 
 # ---- vhost_user: the byte stream of messages ----
 def msg(req, payload=b'', flags=1):

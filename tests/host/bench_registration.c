@@ -3,9 +3,9 @@
  * bench_registration.c - how long a registration takes while a ring is
  * busy. Through the in-process vhost-user front-end (frontend.h): a long
  * compute job (SGEMMs) runs on ring 1 of context 1, and the control queue
- * meanwhile creates a small userptr blob (RESOURCE_CREATE_BLOB) and
- * releases it (RESOURCE_UNREF), each timed from posting until its answer
- * is in the used ring. The same pair is timed with the device idle.
+ * meanwhile creates a small guest blob, as a userptr range is sent
+ * (RESOURCE_CREATE_BLOB), and releases it (RESOURCE_UNREF), each timed
+ * from posting until its answer is in the used ring. The same pair is timed with the device idle.
  *
  *   bench_registration [--samples N] [--job-ms MS] [--threads N] [--label NAME]
  *
@@ -90,7 +90,8 @@ static uint16_t post_cmd(const void *req, size_t len)
 	return head;
 }
 
-/* CREATE_BLOB of a 4 KiB userptr blob, then its UNREF: both latencies. */
+/* CREATE_BLOB of a 4 KiB guest blob (a userptr range on the wire), then
+ * its UNREF: both latencies. */
 static void register_once(double *create_us, double *unref_us)
 {
 	uint8_t buf[sizeof(struct virtio_gpu_resource_create_blob) +
@@ -105,7 +106,7 @@ static void register_once(double *create_us, double *unref_us)
 	hdr_init(&c->hdr, VIRTIO_GPU_CMD_RESOURCE_CREATE_BLOB, 0);
 	c->resource_id = R_NEW;
 	c->blob_mem = VIRTIO_GPU_BLOB_MEM_GUEST;
-	c->blob_flags = VIRTIO_GPU_BLOB_FLAG_USE_USERPTR;
+	c->blob_flags = 0;
 	c->nr_entries = 1;
 	c->size = 4096;
 	memcpy(buf + sizeof(*c), &e, sizeof(e));

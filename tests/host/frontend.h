@@ -63,7 +63,7 @@ struct fe {
 };
 
 struct fe_opts {
-	bool no_userptr;
+	bool no_userptr;        /* as --no-userptr: VIRTIO_GPU_F_BLOB_RDONLY not offered */
 	unsigned threads;
 	const struct gpu_limits *limits;
 	uint16_t ctrl_num;      /* default 16 */

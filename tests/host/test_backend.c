@@ -39,8 +39,9 @@
 static struct fe F;
 static uint32_t backend;
 
-/* A userptr resource of npages pages of region 1 in reverse order with a
- * gap between them: every page its own mapping in the window. */
+/* A guest blob (what a userptr range is on the wire) of npages pages of
+ * region 1 in reverse order with a gap between them: every page its own
+ * mapping in the window. */
 struct res {
 	uint32_t id;
 	uint32_t npages;
@@ -58,7 +59,7 @@ static void res_make(struct res *r, uint32_t id, uint32_t npages, uint32_t flags
 		r->e[npages - 1 - i].padding = 0;
 	}
 	assert_int_equal(cmd_blob(&F, 1, id, VIRTIO_GPU_BLOB_MEM_HOST3D_GUEST,
-				  VIRTIO_GPU_BLOB_FLAG_USE_USERPTR | flags,
+				  flags,
 				  (uint64_t)npages * PG, r->e, npages),
 			 VIRTIO_GPU_RESP_OK_NODATA);
 	assert_int_equal(cmd_attach(&F, 1, id), VIRTIO_GPU_RESP_OK_NODATA);
@@ -107,7 +108,7 @@ static int setup(void **state)
 	res_make(&A, 1, 16, 0);
 	res_make(&B, 2, 16, 0);
 	res_make(&C, 3, 8, 0);
-	res_make(&RO, 4, 8, VIRTIO_GPU_BLOB_FLAG_USERPTR_RDONLY);
+	res_make(&RO, 4, 8, VIRTIO_GPU_BLOB_FLAG_RDONLY);
 	res_make(&ST, 5, 1, 0);
 	for (unsigned i = 0; i < sizeof(buf); i++)
 		buf[i] = (uint8_t)(i * 7 + 3);
@@ -472,6 +473,79 @@ static void test_zero_copy(void **state)
 }
 
 /*
+ * A device that knows nothing of userptr (--no-userptr: no
+ * VIRTIO_GPU_F_BLOB_RDONLY) computes on a read-write userptr range in
+ * place all the same: on the wire it is a plain guest blob. The op's
+ * writes land in the guest's RAM itself, through the blob's zero-copy
+ * window, and nothing is copied. Only the read-only flag is refused.
+ */
+static void test_plain_blob_no_feature(void **state)
+{
+	struct fe_opts o = { .backend = backend, .no_userptr = true };
+	bool copying = getenv("VIRTGPU_HOSTD_CL_GATE") != NULL;
+	uint64_t copied0 = STAT_GET(cl_copied_bytes), live0, res0;
+	struct virtio_gpu_mem_entry d[4], s;
+	struct vgpu_compute_op ops[2];
+	uint8_t *src;
+	struct fe g;
+
+	(void)state;
+	fe_start(&g, &o);
+	assert_false(g.features & (1ull << VIRTIO_GPU_F_BLOB_RDONLY));
+	assert_int_equal(engine_backend_id(g.eng), backend);
+	assert_int_equal(cmd_ctx_create(&g, 1, VGPU_COMPUTE_CAPSET_ID), VIRTIO_GPU_RESP_OK_NODATA);
+	/* The destination: four pages in reverse order with gaps. */
+	for (uint32_t i = 0; i < 4; i++) {
+		d[3 - i].addr = fe_alloc(&g, 1, 2 * PG, 0);
+		d[3 - i].length = PG;
+		d[3 - i].padding = 0;
+		memset(fe_ptr(&g, d[3 - i].addr), 0, PG);
+	}
+	s.addr = fe_alloc(&g, 1, 4 * PG, 0);
+	s.length = 4 * PG;
+	s.padding = 0;
+	src = fe_ptr(&g, s.addr);
+	for (uint32_t i = 0; i < 4 * PG; i++)
+		src[i] = (uint8_t)(i * 11 + 5);
+	live0 = STAT_GET(win_live);
+	res0 = STAT_GET(resources);
+	/* The read-only flag is not this device's: refused, nothing made. */
+	assert_int_equal(cmd_blob(&g, 1, 1, VIRTIO_GPU_BLOB_MEM_HOST3D_GUEST,
+				  VIRTIO_GPU_BLOB_FLAG_RDONLY, 4 * PG, d, 4),
+			 VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+	assert_int_equal(STAT_GET(resources), res0);
+	assert_int_equal(cmd_blob(&g, 1, 1, VIRTIO_GPU_BLOB_MEM_HOST3D_GUEST, 0, 4 * PG, d, 4),
+			 VIRTIO_GPU_RESP_OK_NODATA);
+	assert_int_equal(cmd_blob(&g, 1, 2, VIRTIO_GPU_BLOB_MEM_HOST3D_GUEST, 0, 4 * PG, &s, 1),
+			 VIRTIO_GPU_RESP_OK_NODATA);
+	/* Both got a window over the guest's pages. */
+	assert_int_equal(STAT_GET(win_live), live0 + 2);
+	assert_int_equal(cmd_attach(&g, 1, 1), VIRTIO_GPU_RESP_OK_NODATA);
+	assert_int_equal(cmd_attach(&g, 1, 2), VIRTIO_GPU_RESP_OK_NODATA);
+	ops[0] = mkop(VGPU_OP_COPY, 1, 0, 2, 0, 4 * PG, 0);
+	ops[1] = mkop(VGPU_OP_FILL, 1, 2 * PG + 8, 0, 0, 16, 0x5a5a5a5au);
+	assert_int_equal(cmd_submit(&g, 1, 0, 0, ops, 2), VIRTIO_GPU_RESP_OK_NODATA);
+	/* What the op wrote is in the guest's RAM, page by page. */
+	for (uint32_t i = 0; i < 4; i++) {
+		const uint8_t *p = fe_ptr(&g, d[i].addr);
+
+		for (uint32_t k = 0; k < PG; k++) {
+			uint64_t off = (uint64_t)i * PG + k;
+			uint8_t want = off >= 2 * PG + 8 && off < 2 * PG + 24 ? 0x5a : src[off];
+
+			if (p[k] != want)
+				fail_msg("byte %llu: %#x, not %#x", (unsigned long long)off, p[k], want);
+		}
+	}
+	if (backend == VGPU_BACKEND_OPENCL && !copying)
+		assert_int_equal(STAT_GET(cl_copied_bytes), copied0);
+	else if (backend != VGPU_BACKEND_OPENCL)
+		assert_true(engine_zero_copy(g.eng));
+	fe_stop(&g);
+	assert_int_equal(STAT_GET(win_live), live0);
+}
+
+/*
  * Several threads submitting at once to one OpenCL engine, as ring threads
  * do: each thread fills its own resource and checksums it, over and over;
  * every result must be its own. Each thread has its own command queue and
@@ -644,6 +718,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_no_window),
 		cmocka_unit_test(test_budget_spent),
 		cmocka_unit_test(test_zero_copy),
+		cmocka_unit_test(test_plain_blob_no_feature),
 #ifdef HOSTD_OPENCL
 		/* OpenCL only (the last two): */
 		cmocka_unit_test(test_concurrent_submits),

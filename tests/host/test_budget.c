@@ -335,7 +335,7 @@ static void dev_res(uint32_t id, uint64_t gpa, uint32_t n)
 		e[i].length = ALIAS;
 	}
 	assert_int_equal(cmd_blob(&F, 1, id, VIRTIO_GPU_BLOB_MEM_HOST3D_GUEST,
-				  VIRTIO_GPU_BLOB_FLAG_USE_USERPTR, (uint64_t)n * ALIAS, e, n),
+				  0, (uint64_t)n * ALIAS, e, n),
 			 VIRTIO_GPU_RESP_OK_NODATA);
 	assert_int_equal(cmd_attach(&F, 1, id), VIRTIO_GPU_RESP_OK_NODATA);
 	free(e);
@@ -351,7 +351,7 @@ static void dev_setup(void)
 	st_gpa = fe_alloc(&F, 1, PG, 0);
 	e = (struct virtio_gpu_mem_entry){ st_gpa, PG, 0 };
 	assert_int_equal(cmd_blob(&F, 1, D_ST, VIRTIO_GPU_BLOB_MEM_HOST3D_GUEST,
-				  VIRTIO_GPU_BLOB_FLAG_USE_USERPTR, PG, &e, 1),
+				  0, PG, &e, 1),
 			 VIRTIO_GPU_RESP_OK_NODATA);
 	assert_int_equal(cmd_attach(&F, 1, D_ST), VIRTIO_GPU_RESP_OK_NODATA);
 }

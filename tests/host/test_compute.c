@@ -89,8 +89,9 @@ static struct sg A, B, RO, NA, ST;
 static const uint32_t lens_a[] = { 4093, 3, 5000, 7, 2000, 5281 };
 static const uint32_t lens_b[] = { 1, 8191, 4096, 4095, 1 };
 
-/* ctx 1; res 1 = A, 2 = B, 3 = read-only userptr, 4 = not attached,
- * 5 = status page; A, B, RO filled with a byte pattern. */
+/* ctx 1; res 1 = A, 2 = B, 3 = read-only (VIRTIO_GPU_BLOB_FLAG_RDONLY),
+ * 4 = not attached, 5 = status page; A, B, RO filled with a byte
+ * pattern. */
 static int setup(void **state)
 {
 	uint32_t one = 4096;
@@ -104,9 +105,8 @@ static int setup(void **state)
 	sg_make(&NA, &one, 1);
 	sg_make(&ST, &one, 1);
 	assert_int_equal(blob(1, 0, &A), VIRTIO_GPU_RESP_OK_NODATA);
-	assert_int_equal(blob(2, VIRTIO_GPU_BLOB_FLAG_USE_USERPTR, &B), VIRTIO_GPU_RESP_OK_NODATA);
-	assert_int_equal(blob(3, VIRTIO_GPU_BLOB_FLAG_USE_USERPTR | VIRTIO_GPU_BLOB_FLAG_USERPTR_RDONLY, &RO),
-			 VIRTIO_GPU_RESP_OK_NODATA);
+	assert_int_equal(blob(2, 0, &B), VIRTIO_GPU_RESP_OK_NODATA);
+	assert_int_equal(blob(3, VIRTIO_GPU_BLOB_FLAG_RDONLY, &RO), VIRTIO_GPU_RESP_OK_NODATA);
 	assert_int_equal(blob(4, 0, &NA), VIRTIO_GPU_RESP_OK_NODATA);
 	assert_int_equal(blob(5, 0, &ST), VIRTIO_GPU_RESP_OK_NODATA);
 	for (uint32_t r = 1; r <= 5; r++)
@@ -395,7 +395,7 @@ static void test_fail_results(void **state)
 	expect_fail(ops, 2, VGPU_COMPUTE_E_RANGE, 1);
 	ops[1] = mkop(VGPU_OP_COPY, 1, 0, 2, 0, (1ull << 32) + 4, 0);
 	expect_fail(ops, 2, VGPU_COMPUTE_E_RANGE, 1);
-	/* Writes into the read-only userptr resource. */
+	/* Writes into the read-only resource. */
 	ops[1] = mkop(VGPU_OP_FILL, 3, 0, 0, 0, 4, 0);
 	expect_fail(ops, 2, VGPU_COMPUTE_E_READONLY, 1);
 	ops[1] = mkop(VGPU_OP_COPY, 3, 0, 1, 0, 4, 0);
@@ -481,13 +481,165 @@ static void test_fail_nobacking(void **state)
 	struct vgpu_compute_op op = mkop(VGPU_OP_FILL, 1, 0, 0, 0, 4, 0);
 
 	(void)state;
-	/* A guest blob (not userptr: those keep their pages) without backing. */
+	/* A guest blob without backing. */
 	assert_int_equal(cmd_res(&F, VIRTIO_GPU_CMD_RESOURCE_DETACH_BACKING, 1), VIRTIO_GPU_RESP_OK_NODATA);
 	expect_fail(&op, 1, VGPU_COMPUTE_E_NOBACKING, 0);
 	/* Detached from the context: not usable either. */
 	assert_int_equal(cmd_ctx_res(&F, VIRTIO_GPU_CMD_CTX_DETACH_RESOURCE, 1, 2), VIRTIO_GPU_RESP_OK_NODATA);
 	op = mkop(VGPU_OP_FILL, 2, 0, 0, 0, 4, 0);
 	expect_fail(&op, 1, VGPU_COMPUTE_E_RESOURCE, 0);
+}
+
+/*
+ * Isolation: a context's command stream may name only the resources
+ * attached to it (CTX_ATTACH_RESOURCE). A resource created and never
+ * attached, one attached to another context only, and one detached again
+ * (CTX_DETACH_RESOURCE) are refused as destination, as source and as the
+ * status record, and nothing of theirs is read or written. (test_refs
+ * shows that attachments are resolved in queue order.)
+ */
+static void expect_isolated(uint32_t ctx, const struct vgpu_compute_op *op, struct sg *victim)
+{
+	uint8_t *v = sg_snapshot(victim), *a = sg_snapshot(&A), *b = sg_snapshot(&B);
+	struct vgpu_compute_status st;
+
+	assert_int_equal(cmd_submit(&F, ctx, 5, 16, op, 1), VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+	st = status_at(16);
+	assert_int_equal(st.result, VGPU_COMPUTE_E_RESOURCE);
+	assert_int_equal(st.ops_done, 0);
+	sg_assert_same(victim, v);
+	sg_assert_same(&A, a);
+	sg_assert_same(&B, b);
+	free(v);
+	free(a);
+	free(b);
+}
+
+static void test_isolation(void **state)
+{
+	static const uint32_t one = 4096;
+	struct vgpu_compute_op op;
+	struct sg G, O;
+	uint8_t *na = sg_snapshot(&NA);
+
+	(void)state;
+	/* 6: a guest blob of no context, never attached; 7: attached to
+	 * context 2 only. */
+	sg_make(&G, &one, 1);
+	sg_make(&O, &one, 1);
+	memset(fe_ptr(&F, G.e[0].addr), 0x66, 4096);
+	memset(fe_ptr(&F, O.e[0].addr), 0x77, 4096);
+	assert_int_equal(cmd_blob(&F, 0, 6, VIRTIO_GPU_BLOB_MEM_GUEST, 0, G.size, G.e, G.n),
+			 VIRTIO_GPU_RESP_OK_NODATA);
+	assert_int_equal(cmd_ctx_create(&F, 2, VGPU_COMPUTE_CAPSET_ID), VIRTIO_GPU_RESP_OK_NODATA);
+	assert_int_equal(cmd_blob(&F, 2, 7, VIRTIO_GPU_BLOB_MEM_HOST3D_GUEST, 0, O.size, O.e, O.n),
+			 VIRTIO_GPU_RESP_OK_NODATA);
+	assert_int_equal(cmd_attach(&F, 2, 7), VIRTIO_GPU_RESP_OK_NODATA);
+	assert_int_equal(cmd_attach(&F, 2, 5), VIRTIO_GPU_RESP_OK_NODATA);
+
+	/* Created, not attached: 4 (of context 1) and 6. */
+	op = mkop(VGPU_OP_FILL, 4, 0, 0, 0, 4096, 0x44444444);
+	expect_isolated(1, &op, &NA);
+	op = mkop(VGPU_OP_COPY, 2, 0, 4, 0, 4096, 0);
+	expect_isolated(1, &op, &NA);
+	op = mkop(VGPU_OP_FILL, 6, 0, 0, 0, 4096, 0x12121212);
+	expect_isolated(1, &op, &G);
+	op = mkop(VGPU_OP_COPY, 1, 0, 6, 0, 4096, 0);
+	expect_isolated(1, &op, &G);
+	/* Attached to context 2: refused to context 1, taken from 2. */
+	op = mkop(VGPU_OP_FILL, 7, 0, 0, 0, 4096, 0x13131313);
+	expect_isolated(1, &op, &O);
+	op = mkop(VGPU_OP_COPY, 2, 0, 7, 0, 4096, 0);
+	expect_isolated(1, &op, &O);
+	op = mkop(VGPU_OP_FILL, 7, 0, 0, 0, 4096, 0x14141414);
+	assert_int_equal(cmd_submit(&F, 2, 5, 16, &op, 1), VIRTIO_GPU_RESP_OK_NODATA);
+	assert_int_equal(status_at(16).result, VGPU_COMPUTE_OK);
+	assert_int_equal(((uint8_t *)fe_ptr(&F, O.e[0].addr))[4095], 0x14);
+	/* Context 2 does not see what only context 1 has. */
+	op = mkop(VGPU_OP_FILL, 2, 0, 0, 0, 4096, 0x15151515);
+	expect_isolated(2, &op, &B);
+	/* Not attached, as status record: nothing written anywhere. */
+	op = mkop(VGPU_OP_FILL, 2, 0, 0, 0, 4, 0x16161616);
+	{
+		uint8_t *b = sg_snapshot(&B);
+
+		assert_int_equal(cmd_submit(&F, 1, 4, 0, &op, 1), VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+		assert_int_equal(cmd_submit(&F, 1, 6, 0, &op, 1), VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+		sg_assert_same(&B, b);
+		free(b);
+	}
+	sg_assert_same(&NA, na);
+	for (uint32_t i = 0; i < 4096; i++)
+		assert_int_equal(((uint8_t *)fe_ptr(&F, G.e[0].addr))[i], 0x66);
+
+	/* Detached from context 1: refused from then on, as either side;
+	 * attached again: taken again. */
+	assert_int_equal(cmd_ctx_res(&F, VIRTIO_GPU_CMD_CTX_DETACH_RESOURCE, 1, 2),
+			 VIRTIO_GPU_RESP_OK_NODATA);
+	op = mkop(VGPU_OP_FILL, 2, 0, 0, 0, 4096, 0x17171717);
+	expect_isolated(1, &op, &B);
+	op = mkop(VGPU_OP_COPY, 1, 0, 2, 0, 4096, 0);
+	expect_isolated(1, &op, &B);
+	assert_int_equal(cmd_attach(&F, 1, 2), VIRTIO_GPU_RESP_OK_NODATA);
+	op = mkop(VGPU_OP_FILL, 2, 0, 0, 0, 4, 0x18181818);
+	assert_int_equal(cmd_submit(&F, 1, 5, 16, &op, 1), VIRTIO_GPU_RESP_OK_NODATA);
+	{
+		uint32_t w;
+
+		sg_io(&B, 0, &w, 4, 0);
+		assert_int_equal(w, 0x18181818);
+	}
+	free(na);
+}
+
+/*
+ * A read-only blob stays read-only across DETACH_BACKING and
+ * ATTACH_BACKING: the flag is the resource's, not its pages'. Its new
+ * pages are read (a copy from it) and never written.
+ */
+static void test_rdonly_reattach(void **state)
+{
+	uint8_t buf[sizeof(struct virtio_gpu_resource_attach_backing) +
+		    5 * sizeof(struct virtio_gpu_mem_entry)];
+	struct virtio_gpu_resource_attach_backing *ab = (void *)buf;
+	struct vgpu_compute_op op;
+	struct sg R2;
+	uint8_t *r2, *b;
+
+	(void)state;
+	sg_make(&R2, lens_b, 5);
+	for (uint64_t i = 0; i < R2.size; i++) {
+		uint8_t v = (uint8_t)(i * 5 + 9);
+
+		sg_io(&R2, i, &v, 1, 1);
+	}
+	assert_int_equal(cmd_res(&F, VIRTIO_GPU_CMD_RESOURCE_DETACH_BACKING, 3), VIRTIO_GPU_RESP_OK_NODATA);
+	memset(buf, 0, sizeof(buf));
+	hdr_init(&ab->hdr, VIRTIO_GPU_CMD_RESOURCE_ATTACH_BACKING, 0);
+	ab->resource_id = 3;
+	ab->nr_entries = R2.n;
+	memcpy(buf + sizeof(*ab), R2.e, R2.n * sizeof(R2.e[0]));
+	assert_int_equal(fe_cmd_simple(&F, buf, sizeof(*ab) + R2.n * sizeof(R2.e[0])),
+			 VIRTIO_GPU_RESP_OK_NODATA);
+	r2 = sg_snapshot(&R2);
+	b = sg_snapshot(&B);
+	op = mkop(VGPU_OP_FILL, 3, 0, 0, 0, 4, 0);
+	assert_int_equal(cmd_submit(&F, 1, 5, 16, &op, 1), VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+	assert_int_equal(status_at(16).result, VGPU_COMPUTE_E_READONLY);
+	op = mkop(VGPU_OP_COPY, 3, 0, 1, 0, 4096, 0);
+	assert_int_equal(cmd_submit(&F, 1, 5, 16, &op, 1), VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+	assert_int_equal(status_at(16).result, VGPU_COMPUTE_E_READONLY);
+	sg_assert_same(&R2, r2);
+	sg_assert_same(&B, b);
+	/* Read: the copy gets the new pages' bytes. */
+	op = mkop(VGPU_OP_COPY, 2, 0, 3, 0, R2.size, 0);
+	assert_int_equal(cmd_submit(&F, 1, 5, 16, &op, 1), VIRTIO_GPU_RESP_OK_NODATA);
+	free(b);
+	b = sg_snapshot(&B);
+	assert_memory_equal(b, r2, R2.size);
+	sg_assert_same(&R2, r2);
+	free(b);
+	free(r2);
 }
 
 int main(void)
@@ -501,6 +653,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_fail_results, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fail_submit_header, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fail_nobacking, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_isolation, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rdonly_reattach, setup, teardown),
 	};
 
 	cmocka_set_message_output(CM_OUTPUT_TAP);

@@ -55,6 +55,7 @@ static void test_help(void **state)
 	log = read_log();
 	assert_non_null(strstr(log, "--socket"));
 	assert_non_null(strstr(log, "--no-userptr"));
+	assert_non_null(strstr(log, "VIRTIO_GPU_F_BLOB_RDONLY (bit 16)"));
 	assert_non_null(strstr(log, "--access-platform"));
 	assert_non_null(strstr(log, "--threads"));
 	assert_non_null(strstr(log, "--verbose"));
@@ -108,7 +109,7 @@ static void use_device(struct fe *f)
 	uint32_t *p;
 
 	assert_int_equal(cmd_ctx_create(f, 1, VGPU_COMPUTE_CAPSET_ID), VIRTIO_GPU_RESP_OK_NODATA);
-	a = simple_blob(f, 1, 1, VIRTIO_GPU_BLOB_FLAG_USE_USERPTR, 2, 65536);
+	a = simple_blob(f, 1, 1, 0, 2, 65536);
 	assert_true(a);
 	assert_int_equal(cmd_attach(f, 1, 1), VIRTIO_GPU_RESP_OK_NODATA);
 	op = mkop(VGPU_OP_FILL, 1, 0, 0, 0, 65536, 0xabcd1234);
@@ -163,6 +164,8 @@ static void test_serve(void **state)
 	assert_int_equal(access(df.sock, F_OK), -1);
 }
 
+/* A device that knows nothing of userptr: no read-only blobs, while a
+ * read-write userptr range, a plain guest blob, works as before. */
 static void test_no_userptr(void **state)
 {
 	char *a[] = { (char *)daemon_path, "--socket", df.sock, "--no-userptr", NULL };
@@ -172,12 +175,16 @@ static void test_no_userptr(void **state)
 
 	(void)state;
 	fe_start(&f, &o);
-	assert_false(f.features & (1ull << VIRTIO_GPU_F_RESOURCE_USERPTR));
+	assert_false(f.features & (1ull << VIRTIO_GPU_F_BLOB_RDONLY));
+	assert_true(f.features & (1ull << VIRTIO_GPU_F_RESOURCE_BLOB));
 	assert_false(f.features & (1ull << VIRTIO_F_ACCESS_PLATFORM));
-	assert_int_equal(simple_blob(&f, 0, 1, VIRTIO_GPU_BLOB_FLAG_USE_USERPTR, 1, 4096), 0);
+	assert_int_equal(simple_blob(&f, 0, 1, VIRTIO_GPU_BLOB_FLAG_RDONLY, 1, 4096), 0);
+	assert_int_equal(simple_blob(&f, 0, 1, 0x0100, 1, 4096), 0);
+	use_device(&f);
 	fe_stop(&f);
 	kill(pid, SIGINT);
 	assert_int_equal(wait_status(pid), 0);
+	assert_non_null(strstr(read_log(), "read-only blobs not offered"));
 }
 
 /* Offered only when asked; addresses are guest-physical either way. */
@@ -192,8 +199,8 @@ static void test_access_platform(void **state)
 	(void)state;
 	fe_start(&f, &o);
 	assert_true(f.features & (1ull << VIRTIO_F_ACCESS_PLATFORM));
-	assert_true(f.features & (1ull << VIRTIO_GPU_F_RESOURCE_USERPTR));
-	assert_int_not_equal(simple_blob(&f, 0, 1, VIRTIO_GPU_BLOB_FLAG_USE_USERPTR, 1, 4096), 0);
+	assert_true(f.features & (1ull << VIRTIO_GPU_F_BLOB_RDONLY));
+	assert_int_not_equal(simple_blob(&f, 0, 1, VIRTIO_GPU_BLOB_FLAG_RDONLY, 1, 4096), 0);
 	fe_stop(&f);
 	kill(pid, SIGINT);
 	assert_int_equal(wait_status(pid), 0);

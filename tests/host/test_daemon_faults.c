@@ -107,7 +107,7 @@ static void test_disconnect_in_flight(void **state)
 	(void)state;
 	fe_start(&f, &o);
 	assert_int_equal(cmd_ctx_create(&f, 1, 0), VIRTIO_GPU_RESP_OK_NODATA);
-	assert_true(simple_blob(&f, 1, 1, VIRTIO_GPU_BLOB_FLAG_USE_USERPTR, 2, big) != 0);
+	assert_true(simple_blob(&f, 1, 1, 0, 2, big) != 0);
 	res2 = simple_blob(&f, 1, 2, 0, 2, 4096);
 	assert_true(res2 != 0);
 	assert_int_equal(cmd_attach(&f, 1, 1), VIRTIO_GPU_RESP_OK_NODATA);

@@ -47,7 +47,7 @@ static void test_vu_features(void **state)
 	assert_true(f & (1ull << VIRTIO_GPU_F_VIRGL));
 	assert_true(f & (1ull << VIRTIO_GPU_F_RESOURCE_BLOB));
 	assert_true(f & (1ull << VIRTIO_GPU_F_CONTEXT_INIT));
-	assert_true(f & (1ull << VIRTIO_GPU_F_RESOURCE_USERPTR));
+	assert_true(f & (1ull << VIRTIO_GPU_F_BLOB_RDONLY));
 	assert_true(f & (1ull << VU_F_PROTOCOL_FEATURES));
 	assert_true(pf & (1ull << VU_PROTOCOL_F_REPLY_ACK));
 	assert_true(pf & (1ull << VU_PROTOCOL_F_BACKEND_REQ));
@@ -55,27 +55,39 @@ static void test_vu_features(void **state)
 	assert_int_equal(fe_get_u64(&F, VU_GET_QUEUE_NUM), 2);
 }
 
+/*
+ * As --no-userptr: a device that knows nothing of userptr. It does not
+ * offer VIRTIO_GPU_F_BLOB_RDONLY, so the RDONLY flag is no flag of its
+ * and is refused as an unknown one; a plain guest blob (what a read-write
+ * userptr range is on the wire) is taken.
+ */
 static void test_vu_no_userptr(void **state)
 {
 	struct fe g;
 	struct fe_opts o = { .no_userptr = true };
 	struct virtio_gpu_mem_entry e;
+	uint64_t res;
 
 	(void)state;
 	fe_start(&g, &o);
-	assert_false(fe_get_u64(&g, VU_GET_FEATURES) & (1ull << VIRTIO_GPU_F_RESOURCE_USERPTR));
+	assert_false(fe_get_u64(&g, VU_GET_FEATURES) & (1ull << VIRTIO_GPU_F_BLOB_RDONLY));
+	assert_true(fe_get_u64(&g, VU_GET_FEATURES) & (1ull << VIRTIO_GPU_F_RESOURCE_BLOB));
 	e.addr = fe_alloc(&g, 1, 4096, 0);
 	e.length = 4096;
 	e.padding = 0;
-	/* USE_USERPTR is refused unless the feature was negotiated. */
+	res = STAT_GET(resources);
 	assert_int_equal(cmd_blob(&g, 0, 1, VIRTIO_GPU_BLOB_MEM_GUEST,
-				  VIRTIO_GPU_BLOB_FLAG_USE_USERPTR, 4096, &e, 1),
+				  VIRTIO_GPU_BLOB_FLAG_RDONLY, 4096, &e, 1),
 			 VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+	assert_int_equal(cmd_blob(&g, 0, 1, VIRTIO_GPU_BLOB_MEM_GUEST, 0x0100, 4096, &e, 1),
+			 VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+	assert_int_equal(STAT_GET(resources), res);
 	assert_int_equal(cmd_blob(&g, 0, 1, VIRTIO_GPU_BLOB_MEM_GUEST, 0, 4096, &e, 1),
 			 VIRTIO_GPU_RESP_OK_NODATA);
+	assert_int_equal(STAT_GET(resources), res + 1);
 	/* Acknowledging a feature that was not offered fails. */
 	{
-		uint64_t feat = g.features | (1ull << VIRTIO_GPU_F_RESOURCE_USERPTR);
+		uint64_t feat = g.features | (1ull << VIRTIO_GPU_F_BLOB_RDONLY);
 
 		assert_int_equal(fe_ack(&g, VU_SET_FEATURES, &feat, 8, NULL, 0), 1);
 	}
@@ -83,11 +95,37 @@ static void test_vu_no_userptr(void **state)
 }
 
 /*
+ * The RDONLY flag follows the negotiated features, not the offered ones:
+ * a driver that did not acknowledge VIRTIO_GPU_F_BLOB_RDONLY gets it
+ * refused as an unknown flag, one that did gets a read-only blob.
+ */
+static void test_rdonly_negotiated(void **state)
+{
+	const uint32_t G = VIRTIO_GPU_BLOB_MEM_GUEST, RO = VIRTIO_GPU_BLOB_FLAG_RDONLY;
+	uint64_t feat = F.features & ~(1ull << VIRTIO_GPU_F_BLOB_RDONLY);
+	struct virtio_gpu_mem_entry e = { fe_alloc(&F, 1, 4096, 0), 4096, 0 };
+	uint64_t res = STAT_GET(resources);
+
+	(void)state;
+	assert_true(F.features & (1ull << VIRTIO_GPU_F_BLOB_RDONLY));
+	assert_int_equal(fe_ack(&F, VU_SET_FEATURES, &feat, 8, NULL, 0), 0);
+	assert_int_equal(cmd_blob(&F, 0, 1, G, RO, 4096, &e, 1), VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+	assert_int_equal(STAT_GET(resources), res);
+	/* Without the flag the same request is taken. */
+	assert_int_equal(cmd_blob(&F, 0, 1, G, 0, 4096, &e, 1), VIRTIO_GPU_RESP_OK_NODATA);
+	feat = F.features;
+	assert_int_equal(fe_ack(&F, VU_SET_FEATURES, &feat, 8, NULL, 0), 0);
+	assert_int_equal(cmd_blob(&F, 0, 2, G, RO, 4096, &e, 1), VIRTIO_GPU_RESP_OK_NODATA);
+	assert_int_equal(STAT_GET(resources), res + 2);
+}
+
+/*
  * The wire values collide with no other implementation: crosvm and libkrun
  * use feature bits 5 (RESOURCE_SYNC / FENCE_PASSING) and 6
  * (CREATE_GUEST_HANDLE) and blob flag 0x0008 (CREATE_GUEST_HANDLE). The
- * device offers neither bit, and a blob with 0x0008 is not a userptr
- * resource: it is refused as any unknown flag is.
+ * device offers neither bit, and a blob with 0x0008 is refused as any
+ * unknown flag is. So is 0x0100, the userptr flag of the extension's
+ * previous version: a read-write userptr range is a plain guest blob now.
  */
 static void test_wire_values(void **state)
 {
@@ -98,9 +136,8 @@ static void test_wire_values(void **state)
 	uint64_t res;
 
 	(void)state;
-	assert_int_equal(VIRTIO_GPU_F_RESOURCE_USERPTR, 16);
-	assert_int_equal(VIRTIO_GPU_BLOB_FLAG_USE_USERPTR, 0x0100);
-	assert_int_equal(VIRTIO_GPU_BLOB_FLAG_USERPTR_RDONLY, 0x0200);
+	assert_int_equal(VIRTIO_GPU_F_BLOB_RDONLY, 16);
+	assert_int_equal(VIRTIO_GPU_BLOB_FLAG_RDONLY, 0x0200);
 	assert_false(fe_get_u64(&F, VU_GET_FEATURES) & ((1ull << 5) | (1ull << 6)));
 	fe_start(&g, &o);
 	assert_false(fe_get_u64(&g, VU_GET_FEATURES) & ((1ull << 5) | (1ull << 6)));
@@ -114,14 +151,19 @@ static void test_wire_values(void **state)
 			 VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
 	assert_int_equal(cmd_blob(&F, 0, 1, G, 0x0008 | 0x0010, 4096, &e, 1),
 			 VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
-	assert_int_equal(cmd_blob(&F, 0, 1, G, 0x0008 | VIRTIO_GPU_BLOB_FLAG_USE_USERPTR,
-				  4096, &e, 1),
+	assert_int_equal(cmd_blob(&F, 0, 1, G, 0x0100, 4096, &e, 1),
+			 VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+	assert_int_equal(cmd_blob(&F, 0, 1, G, 0x0100 | VIRTIO_GPU_BLOB_FLAG_RDONLY, 4096, &e, 1),
+			 VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+	assert_int_equal(cmd_blob(&F, 0, 1, G, 0x0008 | VIRTIO_GPU_BLOB_FLAG_RDONLY, 4096, &e, 1),
 			 VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
 	assert_int_equal(STAT_GET(resources), res);
-	/* The same request with the userptr flag is taken. */
-	assert_int_equal(cmd_blob(&F, 0, 1, G, VIRTIO_GPU_BLOB_FLAG_USE_USERPTR, 4096, &e, 1),
+	/* The same request without the unknown bits is taken, plain and
+	 * read-only. */
+	assert_int_equal(cmd_blob(&F, 0, 1, G, 0, 4096, &e, 1), VIRTIO_GPU_RESP_OK_NODATA);
+	assert_int_equal(cmd_blob(&F, 0, 2, G, VIRTIO_GPU_BLOB_FLAG_RDONLY, 4096, &e, 1),
 			 VIRTIO_GPU_RESP_OK_NODATA);
-	assert_int_equal(STAT_GET(resources), res + 1);
+	assert_int_equal(STAT_GET(resources), res + 2);
 }
 
 static void test_vu_config(void **state)
@@ -489,6 +531,7 @@ static void test_blob_create(void **state)
 {
 	struct virtio_gpu_mem_entry e[3];
 	uint32_t G = VIRTIO_GPU_BLOB_MEM_GUEST;
+	const uint32_t RO = VIRTIO_GPU_BLOB_FLAG_RDONLY;
 
 	(void)state;
 	/* Entries in two regions, the out buffer split over three descriptors. */
@@ -513,12 +556,21 @@ static void test_blob_create(void **state)
 	assert_int_equal(cmd_blob(&F, 7, 2, VIRTIO_GPU_BLOB_MEM_HOST3D_GUEST, 0, 12288, e, 2), VIRTIO_GPU_RESP_ERR_INVALID_CONTEXT_ID);
 	assert_int_equal(cmd_ctx_create(&F, 7, VGPU_COMPUTE_CAPSET_ID), VIRTIO_GPU_RESP_OK_NODATA);
 	assert_int_equal(cmd_blob(&F, 7, 2, VIRTIO_GPU_BLOB_MEM_HOST3D_GUEST, 0, 12288, e, 2), VIRTIO_GPU_RESP_OK_NODATA);
-	/* Flags. */
-	assert_int_equal(cmd_blob(&F, 0, 3, G, VIRTIO_GPU_BLOB_FLAG_USERPTR_RDONLY, 12288, e, 2), VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
-	assert_int_equal(cmd_blob(&F, 0, 3, G, VIRTIO_GPU_BLOB_FLAG_USE_USERPTR | VIRTIO_GPU_BLOB_FLAG_USE_MAPPABLE, 12288, e, 2), VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+	/* Flags: RDONLY never with a mapping or an export, nor with host
+	 * memory; unknown flags (0x0100 included) never. */
+	assert_int_equal(cmd_blob(&F, 0, 3, G, RO | VIRTIO_GPU_BLOB_FLAG_USE_MAPPABLE, 12288, e, 2), VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+	assert_int_equal(cmd_blob(&F, 0, 3, G, RO | VIRTIO_GPU_BLOB_FLAG_USE_SHAREABLE, 12288, e, 2), VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+	assert_int_equal(cmd_blob(&F, 0, 3, G, RO | VIRTIO_GPU_BLOB_FLAG_USE_CROSS_DEVICE, 12288, e, 2), VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+	assert_int_equal(cmd_blob(&F, 7, 3, VIRTIO_GPU_BLOB_MEM_HOST3D_GUEST, RO | VIRTIO_GPU_BLOB_FLAG_USE_SHAREABLE, 12288, e, 2), VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+	assert_int_equal(cmd_blob(&F, 0, 3, VIRTIO_GPU_BLOB_MEM_HOST3D, RO, 12288, e, 2), VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+	assert_int_equal(cmd_blob(&F, 7, 3, VIRTIO_GPU_BLOB_MEM_HOST3D, RO, 12288, e, 2), VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
 	assert_int_equal(cmd_blob(&F, 0, 3, G, 0x400, 12288, e, 2), VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
-	assert_int_equal(cmd_blob(&F, 0, 3, G, VIRTIO_GPU_BLOB_FLAG_USE_USERPTR | VIRTIO_GPU_BLOB_FLAG_USERPTR_RDONLY, 12288, e, 2), VIRTIO_GPU_RESP_OK_NODATA);
+	assert_int_equal(cmd_blob(&F, 0, 3, G, 0x100, 12288, e, 2), VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+	assert_int_equal(STAT_GET(resources), 2);
+	assert_int_equal(cmd_blob(&F, 0, 3, G, RO, 12288, e, 2), VIRTIO_GPU_RESP_OK_NODATA);
 	assert_int_equal(cmd_blob(&F, 0, 4, G, VIRTIO_GPU_BLOB_FLAG_USE_MAPPABLE, 12288, e, 2), VIRTIO_GPU_RESP_OK_NODATA);
+	assert_int_equal(cmd_blob(&F, 7, 6, VIRTIO_GPU_BLOB_MEM_HOST3D_GUEST, RO, 12288, e, 2), VIRTIO_GPU_RESP_OK_NODATA);
+	assert_int_equal(cmd_res(&F, VIRTIO_GPU_CMD_RESOURCE_UNREF, 6), VIRTIO_GPU_RESP_OK_NODATA);
 
 	/* Entries outside RAM, wrapping, crossing a region boundary, empty. */
 	e[2].padding = 0;
@@ -547,6 +599,7 @@ static void test_backing(void **state)
 	struct virtio_gpu_mem_entry e = { 0, 4096, 0 };
 	uint8_t buf[sizeof(struct virtio_gpu_resource_attach_backing) + 2 * sizeof(e)];
 	struct virtio_gpu_resource_attach_backing *ab = (void *)buf;
+	uint64_t bk;
 
 	(void)state;
 	e.addr = simple_blob(&F, 0, 1, 0, 1, 4096);
@@ -578,17 +631,25 @@ static void test_backing(void **state)
 	memcpy(buf + sizeof(*ab), &e, sizeof(e));
 	assert_int_equal(fe_cmd_simple(&F, buf, sizeof(*ab) + sizeof(e)), VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
 
-	/* A userptr resource keeps the pages it was created with: DETACH and
-	 * ATTACH are refused and leave it as it was. */
-	e.addr = simple_blob(&F, 0, 2, VIRTIO_GPU_BLOB_FLAG_USE_USERPTR, 1, 4096);
+	/* Every blob follows the same rules, a read-only one (on the wire
+	 * all that tells a userptr range from other guest memory) included:
+	 * ATTACH only on one without backing, DETACH only on one with. */
+	bk = STAT_GET(backings);
+	e.addr = simple_blob(&F, 0, 2, VIRTIO_GPU_BLOB_FLAG_RDONLY, 1, 4096);
 	assert_true(e.addr);
+	assert_int_equal(STAT_GET(backings), bk + 1);
 	e.length = 4096;
-	assert_int_equal(cmd_res(&F, VIRTIO_GPU_CMD_RESOURCE_DETACH_BACKING, 2), VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
 	ab->resource_id = 2;
 	memcpy(buf + sizeof(*ab), &e, sizeof(e));
 	assert_int_equal(fe_cmd_simple(&F, buf, sizeof(*ab) + sizeof(e)), VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+	assert_int_equal(STAT_GET(backings), bk + 1);
+	assert_int_equal(cmd_res(&F, VIRTIO_GPU_CMD_RESOURCE_DETACH_BACKING, 2), VIRTIO_GPU_RESP_OK_NODATA);
+	assert_int_equal(STAT_GET(backings), bk);
 	assert_int_equal(cmd_res(&F, VIRTIO_GPU_CMD_RESOURCE_DETACH_BACKING, 2), VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+	assert_int_equal(fe_cmd_simple(&F, buf, sizeof(*ab) + sizeof(e)), VIRTIO_GPU_RESP_OK_NODATA);
+	assert_int_equal(STAT_GET(backings), bk + 1);
 	assert_int_equal(cmd_res(&F, VIRTIO_GPU_CMD_RESOURCE_UNREF, 2), VIRTIO_GPU_RESP_OK_NODATA);
+	assert_int_equal(STAT_GET(backings), bk);
 }
 
 static void test_ctx_attach(void **state)
@@ -802,7 +863,7 @@ static void test_reconnect(void **state)
 	(void)state;
 	assert_int_equal(cmd_ctx_create(&F, 1, 0), VIRTIO_GPU_RESP_OK_NODATA);
 	assert_true(simple_blob(&F, 1, 1, 0, 1, 8192));
-	assert_true(simple_blob(&F, 0, 2, VIRTIO_GPU_BLOB_FLAG_USE_USERPTR, 2, 4096));
+	assert_true(simple_blob(&F, 0, 2, VIRTIO_GPU_BLOB_FLAG_RDONLY, 2, 4096));
 	assert_int_equal(cmd_attach(&F, 1, 1), VIRTIO_GPU_RESP_OK_NODATA);
 	assert_int_equal(STAT_GET(resources), 2);
 	assert_int_equal(STAT_GET(contexts), 1);
@@ -895,6 +956,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_vu_features, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vu_no_userptr, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rdonly_negotiated, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wire_values, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vu_config, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vu_bad_messages, setup, teardown),

@@ -241,7 +241,7 @@ static size_t b_blob(uint8_t *b)
 	hdr_init(&c->hdr, VIRTIO_GPU_CMD_RESOURCE_CREATE_BLOB, 1);
 	c->resource_id = 60;
 	c->blob_mem = VIRTIO_GPU_BLOB_MEM_HOST3D_GUEST;
-	c->blob_flags = VIRTIO_GPU_BLOB_FLAG_USE_USERPTR;
+	c->blob_flags = 0;
 	c->nr_entries = 2;
 	c->size = 8192;
 	memcpy(b + sizeof(*c), e, sizeof(e));
@@ -580,9 +580,9 @@ static void test_entry_ranges(void **state)
 		e[0].length = 4096;
 		assert_int_equal(blob_raw(11, sz + 4096, e, 2, 2),
 				 VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
-		/* Userptr with the same entries. */
+		/* Read-only with the same entries. */
 		assert_int_equal(cmd_blob_ex(&F, 0, 11, VIRTIO_GPU_BLOB_MEM_GUEST,
-					     VIRTIO_GPU_BLOB_FLAG_USE_USERPTR, sz + 4096, e, 2, 2, 2),
+					     VIRTIO_GPU_BLOB_FLAG_RDONLY, sz + 4096, e, 2, 2, 2),
 				 VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
 		cases += 3;
 	}
@@ -726,11 +726,11 @@ static void test_unknown_ids(void **state)
 	assert_int_equal(STAT_GET(contexts), 0);
 }
 
-/* ==== 4. read-only userptr resources ==== */
+/* ==== 4. read-only blobs (VIRTIO_GPU_BLOB_FLAG_RDONLY) ==== */
 
 static void test_rdonly(void **state)
 {
-	const uint32_t ro = VIRTIO_GPU_BLOB_FLAG_USE_USERPTR | VIRTIO_GPU_BLOB_FLAG_USERPTR_RDONLY;
+	const uint32_t ro = VIRTIO_GPU_BLOB_FLAG_RDONLY;
 	struct vgpu_compute_status st;
 	struct vgpu_compute_op ops[2];
 	uint64_t a;
@@ -785,8 +785,9 @@ static void test_rdonly(void **state)
 	ops[0] = mkop(VGPU_OP_COPY, 1, 0, 30, 0, 4096, 0);
 	assert_int_equal(submit_status(1, ops, 1, &st), VIRTIO_GPU_RESP_OK_NODATA);
 	assert_int_equal(((uint8_t *)fe_ptr(&F, res1_gpa))[0], 0x11);
-	/* RDONLY without USE_USERPTR is refused at creation. */
-	assert_int_equal(simple_blob(&F, 1, 31, VIRTIO_GPU_BLOB_FLAG_USERPTR_RDONLY, 2, 4096), 0);
+	/* RDONLY with a mapping is refused at creation: the device could
+	 * not keep its promise for the mapped pages. */
+	assert_int_equal(simple_blob(&F, 1, 31, ro | VIRTIO_GPU_BLOB_FLAG_USE_MAPPABLE, 2, 4096), 0);
 	cases++;
 }
 
@@ -1503,14 +1504,15 @@ static size_t gen_cmd(uint8_t *b, uint64_t pool, bool *is_blob, bool *is_unref)
 	case 2: case 3: {
 		struct virtio_gpu_resource_create_blob *c = (void *)b;
 		uint32_t n = 1 + rnd() % 4;
-		bool user = rnd() % 2;
+		bool maybe_ro = rnd() % 2;
 
 		memset(c, 0, sizeof(*c));
 		hdr_init(&c->hdr, VIRTIO_GPU_CMD_RESOURCE_CREATE_BLOB, ctx);
 		c->resource_id = id;
 		c->blob_mem = rnd() % 2 ? VIRTIO_GPU_BLOB_MEM_GUEST : VIRTIO_GPU_BLOB_MEM_HOST3D_GUEST;
-		c->blob_flags = user ? VIRTIO_GPU_BLOB_FLAG_USE_USERPTR |
-			(rnd() % 4 ? 0 : VIRTIO_GPU_BLOB_FLAG_USERPTR_RDONLY) : 0;
+		/* Plain guest blobs (what a read-write userptr range is),
+		 * now and then a read-only one. */
+		c->blob_flags = maybe_ro && rnd() % 4 == 0 ? VIRTIO_GPU_BLOB_FLAG_RDONLY : 0;
 		c->nr_entries = n;
 		c->size = n * 4096ull;
 		for (uint32_t i = 0; i < n; i++) {

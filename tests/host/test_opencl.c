@@ -35,8 +35,9 @@ static struct fe F;
 static bool copying;
 static char start_log[8192];
 
-/* A userptr resource of n pages of region 1 in reverse order with gaps:
- * every page its own mapping in the window. */
+/* A guest blob (what a userptr range is on the wire) of n pages of
+ * region 1 in reverse order with gaps: every page its own mapping in the
+ * window. */
 struct res {
 	uint32_t id;
 	uint32_t n;
@@ -55,7 +56,7 @@ static void res_make(struct res *r, uint32_t id, uint32_t n)
 		e[n - 1 - i] = (struct virtio_gpu_mem_entry){ r->gpa[n - 1 - i], PG, 0 };
 	}
 	assert_int_equal(cmd_blob(&F, 1, id, VIRTIO_GPU_BLOB_MEM_HOST3D_GUEST,
-				  VIRTIO_GPU_BLOB_FLAG_USE_USERPTR, (uint64_t)n * PG, e, n),
+				  0, (uint64_t)n * PG, e, n),
 			 VIRTIO_GPU_RESP_OK_NODATA);
 	assert_int_equal(cmd_attach(&F, 1, id), VIRTIO_GPU_RESP_OK_NODATA);
 }
@@ -258,7 +259,7 @@ static void alias_res(uint32_t id, uint64_t gpa, uint32_t n)
 	for (uint32_t i = 0; i < n; i++)
 		e[i] = (struct virtio_gpu_mem_entry){ gpa, ALIAS, 0 };
 	assert_int_equal(cmd_blob(&F, 1, id, VIRTIO_GPU_BLOB_MEM_HOST3D_GUEST,
-				  VIRTIO_GPU_BLOB_FLAG_USE_USERPTR, (uint64_t)n * ALIAS, e, n),
+				  0, (uint64_t)n * ALIAS, e, n),
 			 VIRTIO_GPU_RESP_OK_NODATA);
 	assert_int_equal(cmd_attach(&F, 1, id), VIRTIO_GPU_RESP_OK_NODATA);
 	free(e);
@@ -317,8 +318,8 @@ static void test_rings_concurrent(void **state)
 	lop.arg1 = 2048;                          /* K */
 	alias_res(R_AB, fe_alloc(&F, 1, ALIAS, 0), 80);     /* A 4 MiB, B 2 MiB */
 	alias_res(R_C, fe_alloc(&F, 1, ALIAS, 0), 8);       /* C 512 KiB */
-	s_gpa = simple_blob(&F, 1, R_S, VIRTIO_GPU_BLOB_FLAG_USE_USERPTR, 1, PG);
-	stat_gpa = simple_blob(&F, 1, R_STAT, VIRTIO_GPU_BLOB_FLAG_USE_USERPTR, 1, PG);
+	s_gpa = simple_blob(&F, 1, R_S, 0, 1, PG);
+	stat_gpa = simple_blob(&F, 1, R_STAT, 0, 1, PG);
 	assert_int_not_equal(s_gpa, 0);
 	assert_int_not_equal(stat_gpa, 0);
 	assert_int_equal(cmd_attach(&F, 1, R_S), VIRTIO_GPU_RESP_OK_NODATA);

@@ -52,7 +52,7 @@ enum {
 	R_C2ST = 10,  /* context 2's status */
 	R_C2IN = 11,  /* context 2's program input */
 	R_C2OUT = 12, /* context 2's results */
-	R_C2RO = 13,  /* context 2's read-only userptr (made and dropped) */
+	R_C2RO = 13,  /* context 2's read-only blob (made and dropped) */
 };
 
 static uint64_t gpa_in, gpa_out, gpa_st, gpa_x[4], gpa_y, gpa_c2, gpa_c2st, gpa_c2in, gpa_c2out;
@@ -354,9 +354,9 @@ static int setup(void **state)
 	}
 	for (int i = 0; i < 4; i++)
 		e[i] = (struct virtio_gpu_mem_entry){ gpa_x[i], XPIECE, 0 };
-	assert_int_equal(cmd_blob(&F, 1, R_X, vg, VIRTIO_GPU_BLOB_FLAG_USE_USERPTR, 4 * XPIECE, e, 4),
+	assert_int_equal(cmd_blob(&F, 1, R_X, vg, 0, 4 * XPIECE, e, 4),
 			 VIRTIO_GPU_RESP_OK_NODATA);
-	gpa_y = simple_blob(&F, 1, R_Y, VIRTIO_GPU_BLOB_FLAG_USE_USERPTR, 1, 16384);
+	gpa_y = simple_blob(&F, 1, R_Y, 0, 1, 16384);
 	assert_true(simple_blob(&F, 1, R_ODD, 0, 2, 16384) != 0);
 	assert_true(simple_blob(&F, 1, R_NA, 0, 1, 4096) != 0);
 	gpa_c2 = simple_blob(&F, 2, R_C2, 0, 1, 16384);
@@ -843,7 +843,7 @@ static void test_query(void **state)
 /* A window lasts as long as its backing, and goes with it. */
 static void test_window_lifetime(void **state)
 {
-	uint64_t gpa = simple_blob(&F, 1, R_TMP, VIRTIO_GPU_BLOB_FLAG_USE_USERPTR, 1, 8192);
+	uint64_t gpa = simple_blob(&F, 1, R_TMP, 0, 1, 8192);
 	uint64_t windows = STAT_GET(worker_windows);
 	struct dpl p;
 	float a = 3, v;
@@ -1173,15 +1173,14 @@ static void test_raw_syscalls(void **state)
 			fail_msg("%s from a kernel returned %lld", what[i], (long long)out[i]);
 	/* Nothing of that killed the worker or the daemon. */
 	assert_int_equal(dispatch_on(2, R_C2ST, gpa_c2st, 1, &p, &st), VGPU_COMPUTE_OK);
-	/* A read-only userptr binding cannot be made writable: its window
+	/* A read-only blob's binding cannot be made writable: its window
 	 * is a shared mapping of the memory file opened read-only. */
 	{
 		uint64_t ro_gpa = fe_alloc(&F, 1, 4096, 0);
 		struct virtio_gpu_mem_entry e = { ro_gpa, 4096, 0 };
 
 		assert_int_equal(cmd_blob(&F, 2, R_C2RO, VIRTIO_GPU_BLOB_MEM_HOST3D_GUEST,
-					  VIRTIO_GPU_BLOB_FLAG_USE_USERPTR |
-					  VIRTIO_GPU_BLOB_FLAG_USERPTR_RDONLY, 4096, &e, 1),
+					  VIRTIO_GPU_BLOB_FLAG_RDONLY, 4096, &e, 1),
 				 VIRTIO_GPU_RESP_OK_NODATA);
 		assert_int_equal(cmd_attach(&F, 2, R_C2RO), VIRTIO_GPU_RESP_OK_NODATA);
 		memset(fe_ptr(&F, gpa_c2), 0, 64);

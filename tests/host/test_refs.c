@@ -529,6 +529,68 @@ static void test_queued_before_and_after(void **state)
 }
 
 /*
+ * The same holds for every blob with guest pages, a read-only one (what a
+ * read-only userptr range is on the wire) included: its DETACH_BACKING
+ * waits for the job queued before it that reads the pages, that job reads
+ * the old backing, and a submit queued after it finds none. ATTACH_BACKING
+ * then gives the resource new entries (the halves swapped), still
+ * read-only: a write into it is refused, a read gets the new order.
+ */
+static void test_detach_rdonly_waits(void **state)
+{
+	struct virtio_gpu_mem_entry e = { gpa_churn, 65536, 0 };
+	struct vgpu_compute_op op;
+	struct posted l, a, x, b, y, c, d;
+	uint16_t base;
+	uint8_t *p = fe_ptr(&F, gpa_churn);
+
+	(void)state;
+	clear_status();
+	memset(fe_ptr(&F, gpa_small), 0, 4096);
+	for (uint32_t i = 0; i < 32768; i += 4) {
+		uint32_t lo = 0x5151, hi = 0x5252;
+
+		memcpy(p + i, &lo, 4);
+		memcpy(p + 32768 + i, &hi, 4);
+	}
+	assert_int_equal(cmd_blob(&F, 1, 85, VIRTIO_GPU_BLOB_MEM_HOST3D_GUEST,
+				  VIRTIO_GPU_BLOB_FLAG_RDONLY, 65536, &e, 1), VIRTIO_GPU_RESP_OK_NODATA);
+	assert_int_equal(cmd_attach(&F, 1, 85), VIRTIO_GPU_RESP_OK_NODATA);
+	base = F.ring[0].avail_idx;
+	l = post_long(1, 2, 760, R_GDST, long_ops, 0, 0, 0);
+	op = mkop(VGPU_OP_COPY, R_SMALL, 0, 85, 0, 2048, 0);
+	a = post_submit(1, 2, 761, &op, 1, 1);
+	x = post_res_cmd(VIRTIO_GPU_CMD_RESOURCE_DETACH_BACKING, 0, 85);
+	b = post_submit(1, 2, 762, &op, 1, 2);
+	y = post_attach_swapped(85, gpa_churn, 65536);
+	c = post_fill(1, 2, 763, 85, 0, 4096, 0xdeadbeef, 3);
+	op = mkop(VGPU_OP_COPY, R_SMALL, 2048, 85, 0, 2048, 0);
+	d = post_submit(1, 2, 764, &op, 1, 4);
+	fe_kick(&F, 0);
+	wait_used(base, 7, 60000);
+	assert_true(used_pos(base, l.head) < used_pos(base, a.head));
+	assert_true(used_pos(base, a.head) < used_pos(base, x.head));
+	assert_true(used_pos(base, x.head) < used_pos(base, y.head));
+	assert_int_equal(resp_of(&a).type, VIRTIO_GPU_RESP_OK_NODATA);
+	assert_int_equal(resp_of(&x).type, VIRTIO_GPU_RESP_OK_NODATA);
+	assert_int_equal(resp_of(&b).type, VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+	assert_int_equal(resp_of(&y).type, VIRTIO_GPU_RESP_OK_NODATA);
+	assert_int_equal(resp_of(&c).type, VIRTIO_GPU_RESP_ERR_INVALID_PARAMETER);
+	assert_int_equal(resp_of(&d).type, VIRTIO_GPU_RESP_OK_NODATA);
+	assert_status(1, VGPU_COMPUTE_OK, 1, 1);
+	assert_status(2, VGPU_COMPUTE_E_NOBACKING, 0, 0);
+	assert_status(3, VGPU_COMPUTE_E_READONLY, 0, 0);
+	assert_status(4, VGPU_COMPUTE_OK, 1, 1);
+	/* The old backing's first bytes, then the new one's. */
+	assert_true(all_u32(gpa_small, 2048, 0x5151));
+	assert_true(all_u32(gpa_small + 2048, 2048, 0x5252));
+	/* Not one byte of the read-only pages changed. */
+	assert_true(all_u32(gpa_churn, 32768, 0x5151));
+	assert_true(all_u32(gpa_churn + 32768, 32768, 0x5252));
+	assert_int_equal(cmd_res(&F, VIRTIO_GPU_CMD_RESOURCE_UNREF, 85), VIRTIO_GPU_RESP_OK_NODATA);
+}
+
+/*
  * Ring order with submits that fail validation: over four rings, a long
  * job first on ring 0, then submits that succeed or fail (unknown
  * resource, a range past the end at op 2, an unknown opcode). Each ring
@@ -869,6 +931,7 @@ int main(void)
 		cmocka_unit_test(test_control_while_ring_busy),
 		cmocka_unit_test(test_unref_waits_for_its_jobs),
 		cmocka_unit_test(test_queued_before_and_after),
+		cmocka_unit_test(test_detach_rdonly_waits),
 		cmocka_unit_test(test_ring_order_with_failures),
 		cmocka_unit_test(test_churn),
 		cmocka_unit_test(test_validation_cache),

@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_scale.c - the device at the scale of a model file: one userptr
- * CREATE_BLOB of 1M mem entries, 4 KiB each and none contiguous with the
- * next, describing 4 GiB of guest RAM. Ops reach the right guest pages at
- * both ends and across entry boundaries. Blobs of GPU_CMD_MAX_ENTRIES
- * (4M) entries are taken, their entries return to the device's limit at
- * UNREF, and one entry more is refused.
+ * test_scale.c - the device at the scale of a model file: one guest blob
+ * (a process's userptr range, as it is sent) of 1M mem entries, 4 KiB
+ * each and none contiguous with the next, describing 4 GiB of guest
+ * RAM. Ops reach the right guest pages at both ends and across entry
+ * boundaries. Blobs of GPU_CMD_MAX_ENTRIES (4M) entries are taken, their
+ * entries return to the device's limit at UNREF, and one entry more is
+ * refused.
  *
  * Guest RAM is a 4 GiB anonymous MAP_NORESERVE mapping: only the pages
  * the test touches are ever allocated. The commands go straight to
@@ -66,7 +67,7 @@ static uint32_t exec(const void *buf, size_t len)
 	return h.type;
 }
 
-/* A userptr blob of nr entries (the last one possibly repeated past the
+/* A guest blob of nr entries (the last one possibly repeated past the
  * 4 GiB: entries beyond NPAGES reuse page 0). */
 static uint32_t create(uint32_t id, uint64_t nr)
 {
@@ -83,7 +84,7 @@ static uint32_t create(uint32_t id, uint64_t nr)
 	c->hdr.ctx_id = CTX;
 	c->resource_id = id;
 	c->blob_mem = VIRTIO_GPU_BLOB_MEM_HOST3D_GUEST;
-	c->blob_flags = VIRTIO_GPU_BLOB_FLAG_USE_USERPTR;
+	c->blob_flags = 0;
 	c->nr_entries = (uint32_t)nr;
 	c->size = nr * PAGE;
 	e = (void *)(buf + sizeof(*c));
@@ -199,7 +200,7 @@ static int setup(void **state)
 	sb.c.hdr.ctx_id = CTX;
 	sb.c.resource_id = 8;
 	sb.c.blob_mem = VIRTIO_GPU_BLOB_MEM_HOST3D_GUEST;
-	sb.c.blob_flags = VIRTIO_GPU_BLOB_FLAG_USE_USERPTR;
+	sb.c.blob_flags = 0;
 	sb.c.nr_entries = 1;
 	sb.c.size = PAGE;
 	sb.e.addr = RAM_GPA + RAM_SIZE;

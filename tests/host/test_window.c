@@ -349,7 +349,7 @@ static void test_device_lifecycle(void **state)
 		e[3 - i].length = PG;
 		e[3 - i].padding = 0;
 	}
-	/* A guest blob: a userptr one could not be detached and attached. */
+	/* A guest blob, to be detached and attached again below. */
 	assert_int_equal(cmd_blob(&F, 1, 1, VIRTIO_GPU_BLOB_MEM_HOST3D_GUEST, 0, 4 * PG, e, 4),
 			 VIRTIO_GPU_RESP_OK_NODATA);
 	assert_int_equal(STAT_GET(win_live), live0 + 1);

@@ -3,24 +3,25 @@
 #
 # async.sh - libvgpu's asynchronous submission, rings, fences, threads,
 # fork guard and any-range registration inside the UML guest, in both device
-# modes (userptr, and --no-userptr: the copy path), plus the runtime-shaped
+# modes (userptr, and --no-userptr: a device that knows nothing of userptr,
+# where read-only buffers take the copy path), plus the runtime-shaped
 # example, in one boot a mode. Prints one TAP stream: the guest program's
 # results (renumbered, prefixed with the mode), one result per program and
 # one per boot.
 #
-#   tests/system/async.sh [--build DIR] [--mode userptr|copy]
+#   tests/system/async.sh [--build DIR] [--mode userptr|plain]
 
 set -u
 
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-MODES="userptr copy"
+MODES="userptr plain"
 while [ $# -gt 0 ]; do
 	case $1 in
 	--build) need_value "$1" "a directory" $#; BUILD=$2; shift 2 ;;
-	--mode) need_value "$1" "userptr or copy" $#
-		case $2 in userptr|copy) MODES=$2 ;; *) echo "$PROG: bad --mode '$2'" >&2; exit 2 ;; esac
+	--mode) need_value "$1" "userptr or plain" $#
+		case $2 in userptr|plain) MODES=$2 ;; *) echo "$PROG: bad --mode '$2'" >&2; exit 2 ;; esac
 		shift 2 ;;
 	-h|--help) usage; exit 0 ;;
 	*) bad_arg "$1" ;;
@@ -34,7 +35,7 @@ make_log async
 
 for mode in $MODES; do
 	flags=()
-	[ "$mode" = copy ] && flags=(--no-userptr)
+	[ "$mode" = plain ] && flags=(--no-userptr)
 	# One boot a mode: the tests, then the example.
 	steps_begin "$mode"
 	step test "$TEST"

@@ -2,13 +2,17 @@
 # SPDX-License-Identifier: MIT
 #
 # e2e.sh - end-to-end tests of the whole system. For each device mode
-# (userptr offered, and --no-userptr) one guest boot (UML, or the x86_64
+# ("userptr": the device offers VIRTIO_GPU_F_BLOB_RDONLY; "plain": one
+# that knows nothing of userptr, --no-userptr, where read-write userptr
+# blobs are ordinary guest blobs and read-only buffers are copied) one guest boot (UML, or the x86_64
 # guest under QEMU with --vmm qemu) runs, one after the other, the
 # kselftest, vgpu-info, vgpu-demo and the library tests (vgpu-test, and
 # vgpu-runtime-test: what a compute runtime relies on); the
 # x86_64 guest's userptr boot also runs what only it has: transparent huge
 # pages (vgpu-thp), libvgpu under ThreadSanitizer (--tsan-build), a device
-# reset from the guest and a removal while a pin waits (vgpu-unplug-gup).
+# reset from the guest, a removal while a pin waits (vgpu-unplug-gup) and
+# a PCI remove under live userptr blobs (vgpu-pci-remove, also on the
+# DMA-API path).
 # With --vmm qemu two more boots run the kselftest on the driver's DMA-API
 # path (--access-platform), and with every mapping bounced (swiotlb=force).
 # Prints one TAP stream: each program's own results (renumbered, prefixed
@@ -16,7 +20,7 @@
 # while it ran) and one per boot (kmemleak, the kernel log outside the
 # programs, the daemon).
 #
-#   tests/system/e2e.sh [--build DIR] [--quick] [--mem SIZE] [--mode userptr|copy|dma]...
+#   tests/system/e2e.sh [--build DIR] [--quick] [--mem SIZE] [--mode userptr|plain|dma]...
 #                       [--vmm uml|qemu] [--no-build] [--kernel PATH] [--tsan-build DIR]
 #                       [--kselftest PATH]
 #
@@ -48,8 +52,8 @@ while [ $# -gt 0 ]; do
 	--build) need_value "$1" "a directory" $#; BUILD=$2; shift 2 ;;
 	--quick) QUICK=1; shift ;;
 	--mem) need_value "$1" "a size" $#; MEM=$2; shift 2 ;;
-	--mode) need_value "$1" "userptr, copy or dma" $#
-		case $2 in userptr|copy|dma) MODES="$MODES $2" ;; *) echo "$PROG: bad --mode '$2'" >&2; exit 2 ;; esac
+	--mode) need_value "$1" "userptr, plain or dma" $#
+		case $2 in userptr|plain|dma) MODES="$MODES $2" ;; *) echo "$PROG: bad --mode '$2'" >&2; exit 2 ;; esac
 		shift 2 ;;
 	--no-build) NO_BUILD=(--no-build); shift ;;
 	--kernel) need_value "$1" "a path" $#; KARGS=(--kernel "$2"); shift 2 ;;
@@ -63,7 +67,7 @@ while [ $# -gt 0 ]; do
 	esac
 done
 if [ -z "$MODES" ]; then
-	MODES="userptr copy"
+	MODES="userptr plain"
 	[ "$VMM" = qemu ] && MODES="$MODES dma"
 fi
 case " $MODES " in
@@ -71,9 +75,10 @@ case " $MODES " in
 esac
 [ "$VMM" = qemu ] || NO_BUILD=()
 need_build guest/vgpu-info guest/vgpu-demo guest/tests/vgpu-test guest/tests/vgpu-unplug-gup \
-	guest/tests/vgpu-thp guest/tests/vgpu-runtime-test guest/tests/vgpu-kernel-test
+	guest/tests/vgpu-pci-remove guest/tests/vgpu-thp guest/tests/vgpu-runtime-test guest/tests/vgpu-kernel-test
 INFO=$BUILD/guest/vgpu-info
 UNPLUG=$BUILD/guest/tests/vgpu-unplug-gup
+PCI_REMOVE=$BUILD/guest/tests/vgpu-pci-remove
 THP=$BUILD/guest/tests/vgpu-thp
 DEMO=$BUILD/guest/vgpu-demo
 TEST=$BUILD/guest/tests/vgpu-test
@@ -141,12 +146,14 @@ fi
 
 for mode in $MODES; do
 	[ "$mode" = dma ] && continue
+	# Read-write buffers are zero-copy in both modes; read-only ones only
+	# with the device's promise not to write them.
 	if [ "$mode" = userptr ]; then
 		flags=()
-		want_info="userptr: yes"
+		want_ro="read-only userptr: yes"
 	else
 		flags=(--no-userptr)
-		want_info="userptr: no"
+		want_ro="read-only userptr: no"
 	fi
 	x86=0
 	[ "$VMM" = qemu ] && [ "$mode" = userptr ] && x86=1
@@ -183,6 +190,9 @@ for mode in $MODES; do
 		# removal of the device (needs CONFIG_USERFAULTFD); it binds the
 		# device again at its end.
 		step unplug "$UNPLUG"
+		# The PCI function removed under live userptr blobs (a hot
+		# unplug), their file closed after; a rescan brings it back.
+		step pci-remove "$PCI_REMOVE"
 	fi
 	steps_run --vmm "$VMM" "${NO_BUILD[@]+"${NO_BUILD[@]}"}" "${flags[@]+"${flags[@]}"}" --mem "$MEM" \
 		--daemon-args "--op-timeout $BUDGET_MS" --timeout 1800
@@ -196,21 +206,23 @@ for mode in $MODES; do
 
 	rc=$(step_rc info)
 	ok "$rc" "$VMM $mode: vgpu-info in the guest (exit $rc)"
-	grep -q "^$want_info" "$(step_out info)"
+	grep -q "^userptr: yes" "$(step_out info)" && grep -q "^$want_ro" "$(step_out info)"
 	r=$?
-	ok "$r" "$VMM $mode: vgpu-info says '$want_info'"
+	ok "$r" "$VMM $mode: vgpu-info says 'userptr: yes' and '$want_ro'"
 	if [ "$rc" != 0 ] || [ "$r" != 0 ]; then step_show info 60; fi
 
 	rc=$(step_rc demo)
 	ok "$rc" "$VMM $mode: vgpu-demo --size $DEMO_SIZE verified (exit $rc)"
 	if [ "$rc" = 0 ]; then
 		grep -E '^(size|path|userptr|fallback|copy|zero-copy|registered)' "$(step_out demo)" | sed 's/^/# /'
+		# Its source is read-only: copied without the device's promise.
 		if [ "$mode" = userptr ]; then
 			grep -q '^userptr ' "$(step_out demo)"
 		else
 			grep -q '^fallback ' "$(step_out demo)"
 		fi
-		ok $? "$VMM $mode: vgpu-demo took the $mode path"
+		ok $? "$VMM $mode: vgpu-demo's read-only source took the $([ "$mode" = userptr ] &&
+			echo zero-copy || echo copy) path"
 	else
 		step_show demo 100
 	fi
@@ -229,6 +241,7 @@ for mode in $MODES; do
 		ok "$rc" "qemu: the device works again after a reset from the guest (unbind, bind) (exit $rc)"
 		[ "$rc" = 0 ] || step_show reset 60
 		relay_step "qemu unplug" unplug "vgpu-unplug-gup ran to its plan"
+		relay_step "qemu pci-remove" pci-remove "vgpu-pci-remove ran to its plan"
 	fi
 	boot_ok "$VMM $mode"
 done
@@ -238,8 +251,12 @@ if [ "$VMM" = qemu ] && [[ " $MODES " == *" dma "* ]]; then
 	# VIRTIO_F_ACCESS_PLATFORM, dma-direct maps, nothing is bounced.
 	steps_begin dma-api
 	step kselftest "$KSELFTEST"
+	# A hot unplug with the userptr pages DMA mapped: the mappings go
+	# with the device, the pins at close.
+	step pci-remove "$PCI_REMOVE"
 	steps_run --vmm qemu "${NO_BUILD[@]+"${NO_BUILD[@]}"}" --access-platform --timeout 600
 	relay_step "qemu dma-api kselftest" kselftest "the kselftest ran to its plan on the DMA-API path"
+	relay_step "qemu dma-api pci-remove" pci-remove "vgpu-pci-remove ran to its plan on the DMA-API path"
 	boot_ok "qemu dma-api"
 
 	# The DMA-API path with every mapping bounced (swiotlb=force, as in

@@ -9,7 +9,7 @@
 # guest kernel; the daemon alive, exiting 0, no sanitizer report).
 #
 #   tests/system/stress.sh [--build DIR] [--seconds S] [--load-seconds S]
-#                          [--seed N] [--mode userptr|copy] [--kernel PATH]
+#                          [--seed N] [--mode userptr|plain] [--kernel PATH]
 #
 # --build: the meson build with guest/stress (default build/meson, or
 # $VGPU_BUILD). --seconds: the churn phase of vgpu-stress (default 8).
@@ -24,7 +24,7 @@ set -u
 SECONDS_CHURN=8
 SECONDS_LOAD=20
 SEED=1
-MODES="userptr copy"
+MODES="userptr plain"
 
 num() { # option value
 	case $2 in ''|*[!0-9]*|0) echo "$PROG: $1 wants a positive number, not '$2'" >&2; exit 2 ;; esac
@@ -38,8 +38,8 @@ while [ $# -gt 0 ]; do
 	--seed) need_value "$1" "a value" $#
 		case $2 in ''|*[!0-9]*) echo "$PROG: bad --seed '$2'" >&2; exit 2 ;; esac
 		SEED=$2; shift 2 ;;
-	--mode) need_value "$1" "userptr or copy" $#
-		case $2 in userptr|copy) MODES=$2 ;; *) echo "$PROG: bad --mode '$2'" >&2; exit 2 ;; esac
+	--mode) need_value "$1" "userptr or plain" $#
+		case $2 in userptr|plain) MODES=$2 ;; *) echo "$PROG: bad --mode '$2'" >&2; exit 2 ;; esac
 		shift 2 ;;
 	--kernel) need_value "$1" "a path" $#; KARGS=(--kernel "$2"); shift 2 ;;
 	-h|--help) usage; exit 0 ;;
