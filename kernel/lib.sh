@@ -37,8 +37,14 @@ series_patches() {
 	return 0
 }
 
-# Tag of the pristine base commit inside $TREE.
+# Tags inside $TREE: the pristine Debian tree, and the base of the series:
+# the Debian tree with kernel/base-patches/*.patch applied, fixes that the
+# test environment needs and that are not part of the series (UML on the
+# hosts it runs on). The series touches none of their files, so it applies
+# to the pristine tree as well.
+DEBIAN_TAG=virtgpu-userptr-debian
 BASE_TAG=virtgpu-userptr-base
+BASE_PATCH_DIR=$REPO_ROOT/kernel/base-patches
 
 # Identity for commits made by the scripts (base commit, git am), so they
 # work on a machine without a configured git identity.

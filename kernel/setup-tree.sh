@@ -1,6 +1,8 @@
 #!/bin/bash
 # Prepare build/linux-source-6.12: Debian's kernel source as a git tree
-# with a pristine base commit and kernel/patches/*.patch applied on top.
+# with a pristine commit (tag virtgpu-userptr-debian), the environment's
+# kernel/base-patches/*.patch above it (tag virtgpu-userptr-base, the base
+# of the series), and kernel/patches/*.patch applied on top.
 #
 # Usage: kernel/setup-tree.sh [--force | --keep-local]
 #
@@ -24,7 +26,7 @@ for arg in "$@"; do
 	--force) force=1 ;;
 	--keep-local) keep_local=1 ;;
 	-h | --help)
-		sed -n '2,14s/^# \{0,1\}//p' "$0"
+		sed -n '2,16s/^# \{0,1\}//p' "$0"
 		exit 0
 		;;
 	*) die "unknown argument: $arg" ;;
@@ -68,7 +70,37 @@ create_tree() {
 		GIT_COMMITTER_DATE="2000-01-01T00:00:00Z" \
 		tgit commit -q -m "Debian $KERNEL_PKG $KERNEL_DEB_VERSION" \
 		-m "Pristine $KERNEL_TARBALL of Debian package $KERNEL_PKG version $KERNEL_DEB_VERSION."
+	tgit tag -f "$DEBIAN_TAG" >/dev/null
+	make_base
+}
+
+# Tag the pristine tree with kernel/base-patches applied as the base.
+make_base() {
+	local base=()
+
+	shopt -s nullglob
+	base=("$BASE_PATCH_DIR"/*.patch)
+	shopt -u nullglob
+	tgit checkout -q --detach "$DEBIAN_TAG"
+	if ((${#base[@]})); then
+		note "applying ${#base[@]} base patches (kernel/base-patches)"
+		tgit am -q --committer-date-is-author-date "${base[@]}" ||
+			die "a base patch does not apply; the tree is left in $TREE"
+	fi
 	tgit tag -f "$BASE_TAG" >/dev/null
+}
+
+# Does the base carry exactly kernel/base-patches?
+base_matches() {
+	local tmp
+
+	tmp=$(mktemp -d)
+	# shellcheck disable=SC2064
+	trap "rm -rf '$tmp'" RETURN
+	tgit format-patch -q "${FORMAT_PATCH_OPTS[@]}" -o "$tmp" \
+		"$DEBIAN_TAG..$BASE_TAG" >/dev/null
+	mkdir -p "$BASE_PATCH_DIR"
+	diff -r -q "$tmp" "$BASE_PATCH_DIR" >/dev/null 2>&1
 }
 
 # Prints the series the tree carries, formatted like kernel/patches.
@@ -106,14 +138,19 @@ if [[ ! -d $TREE/.git ]]; then
 	create_tree
 fi
 
-tgit rev-parse -q --verify "refs/tags/$BASE_TAG" >/dev/null ||
-	die "$TREE has no $BASE_TAG tag; remove the tree and re-run"
-if ! tgit log -1 --format=%B "$BASE_TAG" | grep -qF "$KERNEL_DEB_VERSION"; then
+for tag in "$DEBIAN_TAG" "$BASE_TAG"; do
+	tgit rev-parse -q --verify "refs/tags/$tag" >/dev/null ||
+		die "$TREE has no $tag tag (made before kernel/base-patches);" \
+			"remove the tree and re-run"
+done
+if ! tgit log -1 --format=%B "$DEBIAN_TAG" | grep -qF "$KERNEL_DEB_VERSION"; then
 	die "$TREE is based on another Debian version than $KERNEL_DEB_VERSION;" \
 		"remove it (see docs/kernel.md, rebasing) and re-run"
 fi
 
-if series_matches; then
+base_ok=1
+base_matches || base_ok=0
+if ((base_ok)) && series_matches; then
 	tgit rev-parse HEAD >"$SERIES_HEAD_FILE"
 	note "tree up to date ($(tgit rev-list --count "$BASE_TAG..HEAD") patches)"
 	exit 0
@@ -144,6 +181,10 @@ fi
 # An interrupted git am leaves state behind; clear it.
 if [[ -d $TREE/.git/rebase-apply ]]; then
 	tgit am --abort || rm -rf "$TREE/.git/rebase-apply"
+fi
+if ((!base_ok)); then
+	note "kernel/base-patches changed: making the base again"
+	make_base
 fi
 tgit checkout -q -B master "$BASE_TAG"
 tgit reset -q --hard "$BASE_TAG"
