@@ -90,29 +90,28 @@ make_base() {
 	tgit tag -f "$BASE_TAG" >/dev/null
 }
 
-# Does the base carry exactly kernel/base-patches?
-base_matches() {
-	local tmp
+# range_matches RANGE DIR [DIFF-OPTION...]: the commits of RANGE, formatted
+# as kernel/export-patches.sh formats them, are exactly the patches of DIR.
+range_matches() {
+	local range=$1 dir=$2 tmp
+	shift 2
 
 	tmp=$(mktemp -d)
 	# shellcheck disable=SC2064
 	trap "rm -rf '$tmp'" RETURN
-	tgit format-patch -q "${FORMAT_PATCH_OPTS[@]}" -o "$tmp" \
-		"$DEBIAN_TAG..$BASE_TAG" >/dev/null
-	mkdir -p "$BASE_PATCH_DIR"
-	diff -r -q "$tmp" "$BASE_PATCH_DIR" >/dev/null 2>&1
+	tgit format-patch -q "${FORMAT_PATCH_OPTS[@]}" -o "$tmp" "$range" >/dev/null
+	mkdir -p "$dir"
+	diff -r -q "$@" "$tmp" "$dir" >/dev/null 2>&1
 }
 
-# Prints the series the tree carries, formatted like kernel/patches.
-series_matches() {
-	local tmp
+# Does the base carry exactly kernel/base-patches?
+base_matches() {
+	range_matches "$DEBIAN_TAG..$BASE_TAG" "$BASE_PATCH_DIR"
+}
 
-	tmp=$(mktemp -d)
-	# shellcheck disable=SC2064
-	trap "rm -rf '$tmp'" RETURN
-	tgit format-patch -q "${FORMAT_PATCH_OPTS[@]}" -o "$tmp" \
-		"$BASE_TAG..HEAD" >/dev/null
-	diff -r -q -x "$COVER_LETTER" "$tmp" "$PATCH_DIR" >/dev/null 2>&1
+# Does the tree carry exactly kernel/patches (the cover letter aside)?
+series_matches() {
+	range_matches "$BASE_TAG..HEAD" "$PATCH_DIR" -x "$COVER_LETTER"
 }
 
 commits_in_series() {
