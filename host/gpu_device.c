@@ -453,7 +453,7 @@ static uint32_t dispatch(struct exec *x)
 {
 	switch (x->c->hdr.type) {
 	case VIRTIO_GPU_CMD_GET_DISPLAY_INFO:
-		/* num_scanouts = 0: every pmode disabled (all zero). */
+		/* No display on any scanout: every pmode disabled (all zero). */
 		x->resp_len = sizeof(struct virtio_gpu_resp_display_info);
 		return VIRTIO_GPU_RESP_OK_DISPLAY_INFO;
 	case VIRTIO_GPU_CMD_GET_CAPSET_INFO:

@@ -30,7 +30,7 @@ static void usage(FILE *f)
 		"Usage: virtgpu-hostd --socket PATH [--no-userptr] [--access-platform]\n"
 		"                     [--threads N] [--backend cpu|opencl] [--map-budget N]\n"
 		"                     [--worker PATH | --no-programs] [--worker-user UID:GID]\n"
-		"                     [--op-timeout MS] [--verbose]\n"
+		"                     [--op-timeout MS] [--scanouts N] [--verbose]\n"
 		"\n"
 		"A virtio-gpu device (compute capset %u) served as a vhost-user back-end.\n"
 		"It listens on a Unix socket and serves one front-end at a time; after a\n"
@@ -68,6 +68,10 @@ static void usage(FILE *f)
 		"                      and its submit ends with E_TIMEOUT; a program op\n"
 		"                      past it also loses its context (with 0, program ops\n"
 		"                      get the default)\n"
+		"  -S, --scanouts N    scanouts in the config space, 0..%d (default 0): the\n"
+		"                      driver then sets up KMS (connectors, CRTCs, and\n"
+		"                      framebuffers of its objects); no display is connected\n"
+		"                      and the commands that show images are refused\n"
 		"  -v, --verbose       log every vhost-user message and command with its result\n"
 		"  -h, --help          show this text and exit\n"
 		"\n"
@@ -75,7 +79,7 @@ static void usage(FILE *f)
 		"statistics (resources, bytes mapped, per-op counters, commands, errors).\n"
 		"Exit status: 0 on a signal, 1 on a runtime error, 2 on bad usage.\n",
 		VGPU_COMPUTE_CAPSET_ID, VIRTIO_GPU_F_BLOB_RDONLY, 256,
-		(unsigned)(ENGINE_DEFAULT_OP_BUDGET_NS / 1000000u));
+		(unsigned)(ENGINE_DEFAULT_OP_BUDGET_NS / 1000000u), VIRTIO_GPU_MAX_SCANOUTS);
 }
 
 static int make_listener(const char *path)
@@ -193,6 +197,7 @@ int main(int argc, char **argv)
 		{ "no-programs", no_argument, NULL, 'P' },
 		{ "worker-user", required_argument, NULL, 'u' },
 		{ "op-timeout", required_argument, NULL, 'T' },
+		{ "scanouts", required_argument, NULL, 'S' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -212,7 +217,7 @@ int main(int argc, char **argv)
 	sigset_t sigs;
 	int lfd, sfd, o, running = 1;
 
-	while ((o = getopt_long(argc, argv, "s:nat:b:m:w:Pu:T:vh", longopts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "s:nat:b:m:w:Pu:T:S:vh", longopts, NULL)) != -1) {
 		switch (o) {
 		case 's':
 			path = optarg;
@@ -294,6 +299,20 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			op_budget_ns = v * 1000000ull;
+			break;
+		}
+		case 'S': {
+			char *end;
+			long v;
+
+			errno = 0;
+			v = strtol(optarg, &end, 10);
+			if (errno || *optarg < '0' || *optarg > '9' || *end || v > VIRTIO_GPU_MAX_SCANOUTS) {
+				fprintf(stderr, "virtgpu-hostd: --scanouts needs a number from 0 to %d, not '%s'\n",
+					VIRTIO_GPU_MAX_SCANOUTS, optarg);
+				return 2;
+			}
+			opt.num_scanouts = (uint32_t)v;
 			break;
 		}
 		case 'v':

@@ -46,6 +46,8 @@ int vu_conn_init(struct vu_conn *c, int fd, const struct vu_options *opt,
 	c->fd = fd;
 	c->backend_fd = -1;
 	c->features_offered = vu_device_features(opt);
+	c->num_scanouts = opt->num_scanouts <= VIRTIO_GPU_MAX_SCANOUTS ?
+			  opt->num_scanouts : VIRTIO_GPU_MAX_SCANOUTS;
 	return vdev_init(&c->dev, gpu);
 }
 
@@ -569,12 +571,12 @@ static int config_access(const struct vu_msg *m, uint32_t *off, uint32_t *size)
 	return 0;
 }
 
-static void config_image(const struct vdev *d, struct virtio_gpu_config *cfg)
+static void config_image(const struct vu_conn *c, struct virtio_gpu_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
-	cfg->events_read = htole32(d->events_read);
+	cfg->events_read = htole32(c->dev.events_read);
 	cfg->events_clear = 0;
-	cfg->num_scanouts = htole32(0);
+	cfg->num_scanouts = htole32(c->num_scanouts);
 	cfg->num_capsets = htole32(1);
 }
 
@@ -588,7 +590,7 @@ static int h_get_config(struct vu_conn *c, struct vu_msg *m)
 		/* An answer without data tells the front-end it failed. */
 		return send_reply(c, m, NULL, 0) ? -1 : 1;
 	}
-	config_image(&c->dev, &cfg);
+	config_image(c, &cfg);
 	memcpy(out, m->payload, VU_CONFIG_HDR_SIZE);
 	memcpy(out + VU_CONFIG_HDR_SIZE, (uint8_t *)&cfg + off, size);
 	return send_reply(c, m, out, VU_CONFIG_HDR_SIZE + size) ? -1 : 0;

@@ -86,6 +86,9 @@ struct vu_options {
 	/* Offer VIRTIO_F_ACCESS_PLATFORM: the driver then maps through the
 	 * DMA API. Addresses stay guest-physical (no vIOMMU, no IOTLB). */
 	bool access_platform;
+	/* virtio_gpu_config.num_scanouts (0..VIRTIO_GPU_MAX_SCANOUTS): the
+	 * driver's KMS objects; no display is ever connected to them. */
+	uint32_t num_scanouts;
 };
 
 struct vu_conn {
@@ -95,6 +98,7 @@ struct vu_conn {
 	uint64_t features_offered;
 	uint64_t protocol_features;     /* acknowledged by the front-end */
 	uint8_t status;                 /* virtio device status (SET_STATUS) */
+	uint32_t num_scanouts;          /* vu_options.num_scanouts */
 	struct vdev dev;
 };
 

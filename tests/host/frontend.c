@@ -256,6 +256,7 @@ void fe_start(struct fe *f, const struct fe_opts *o)
 		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
 		f->sock = sv[0];
 		vo.blob_rdonly = !o->no_userptr;
+		vo.num_scanouts = o->num_scanouts;
 		assert_int_equal(vu_conn_init(&f->conn, sv[1], &vo, f->gpu), 0);
 		assert_int_equal(pthread_create(&f->th, NULL, dev_thread, f), 0);
 		f->running = true;

@@ -72,6 +72,7 @@ struct fe_opts {
 	uint32_t backend;       /* enum vgpu_compute_backend (in-process device) */
 	bool seal;              /* guest RAM sealed against shrinking, as QEMU does */
 	struct programs *progs; /* the guest's programs (in-process device) */
+	uint32_t num_scanouts;  /* as --scanouts N (in-process device) */
 };
 
 /* Start the device thread and do the whole handshake; asserts on failure. */

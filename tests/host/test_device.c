@@ -166,6 +166,43 @@ static void test_wire_values(void **state)
 	assert_int_equal(STAT_GET(resources), res + 2);
 }
 
+/*
+ * A device with scanouts (--scanouts): the config space says how many,
+ * and GET_DISPLAY_INFO connects no display to any of them.
+ */
+static void test_vu_scanouts(void **state)
+{
+	struct fe g;
+	struct fe_opts o = { .num_scanouts = 2 };
+	struct virtio_gpu_ctrl_hdr h;
+	struct virtio_gpu_resp_display_info di;
+	uint8_t req[12 + 16], rep[12 + 256];
+	uint32_t r, fl, sz, v;
+	struct virtio_gpu_config cfg;
+
+	(void)state;
+	fe_start(&g, &o);
+	memset(req, 0, sizeof(req));
+	v = 0; memcpy(req, &v, 4);
+	v = 16; memcpy(req + 4, &v, 4);
+	assert_int_equal(fe_send(&g, VU_GET_CONFIG, VU_VERSION, req, 12 + 16, NULL, 0), 0);
+	assert_int_equal(fe_recv(&g, &r, &fl, rep, sizeof(rep), &sz), 0);
+	assert_int_equal(sz, 12 + 16);
+	memcpy(&cfg, rep + 12, 16);
+	assert_int_equal(le32toh(cfg.num_scanouts), 2);
+	assert_int_equal(le32toh(cfg.num_capsets), 1);
+	hdr_init(&h, VIRTIO_GPU_CMD_GET_DISPLAY_INFO, 0);
+	memset(&di, 0xff, sizeof(di));
+	assert_int_equal(fe_cmd(&g, 0, &h, sizeof(h), &di, sizeof(di), 1), sizeof(di));
+	assert_int_equal(di.hdr.type, VIRTIO_GPU_RESP_OK_DISPLAY_INFO);
+	for (int i = 0; i < VIRTIO_GPU_MAX_SCANOUTS; i++) {
+		assert_int_equal(di.pmodes[i].enabled, 0);
+		assert_int_equal(di.pmodes[i].r.width, 0);
+		assert_int_equal(di.pmodes[i].r.height, 0);
+	}
+	fe_stop(&g);
+}
+
 static void test_vu_config(void **state)
 {
 	uint8_t req[12 + 16], rep[12 + 256];
@@ -959,6 +996,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_rdonly_negotiated, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wire_values, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vu_config, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_vu_scanouts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vu_bad_messages, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vu_oversized_disconnects, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vu_mem_table_padded, setup, teardown),
