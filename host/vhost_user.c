@@ -36,6 +36,7 @@ uint64_t vu_protocol_features(void)
 	return (1ull << VU_PROTOCOL_F_REPLY_ACK) |
 	       (1ull << VU_PROTOCOL_F_BACKEND_REQ) |
 	       (1ull << VU_PROTOCOL_F_CONFIG) |
+	       (1ull << VU_PROTOCOL_F_RESET_DEVICE) |
 	       (1ull << VU_PROTOCOL_F_STATUS);
 }
 
@@ -242,12 +243,39 @@ static int h_reset_owner(struct vu_conn *c, struct vu_msg *m)
 }
 
 /*
- * The virtio device status (protocol feature STATUS). QEMU writes 0 when
- * the guest resets the device (after stopping the rings with
- * GET_VRING_BASE): the device's state (resources, contexts) goes with it,
- * so that the driver probing again starts from an empty device, as the
- * virtio reset requires. The connection (memory table, ring fds) stays:
- * the front-end sets the rings up again before it starts them.
+ * A virtio reset of the device, with the lock held: its state (resources,
+ * contexts) goes, so that the driver probing again starts from an empty
+ * device, as the virtio reset requires; with @rings also every ring stops.
+ * The connection (memory table, call fds) stays: the front-end sets the
+ * rings up again before it starts them.
+ */
+static void reset_device_locked(struct vu_conn *c, bool rings, const char *why)
+{
+	if (rings) {
+		for (unsigned i = 0; i < VDEV_NUM_QUEUES; i++) {
+			struct vq *vq = &c->dev.vq[i];
+
+			vq->started = false;
+			if (vq->kick_fd >= 0)
+				close(vq->kick_fd);
+			vq->kick_fd = -1;
+		}
+	}
+	c->dev.events_read = 0;
+	if (c->dev.gpu) {
+		uint32_t res = gpu_device_resource_count(c->dev.gpu);
+		uint32_t ctx = gpu_device_context_count(c->dev.gpu);
+
+		gpu_device_reset(c->dev.gpu);
+		if (res || ctx)
+			hlog("device reset (%s): %u resources, %u contexts dropped", why, res, ctx);
+	}
+}
+
+/*
+ * The virtio device status (protocol feature STATUS). A front-end that
+ * sends it writes 0 when the guest resets the device, after stopping the
+ * rings with GET_VRING_BASE.
  */
 static int h_set_status(struct vu_conn *c, struct vu_msg *m)
 {
@@ -257,17 +285,29 @@ static int h_set_status(struct vu_conn *c, struct vu_msg *m)
 		return 1;
 	if (s == 0 && c->status != 0) {
 		vdev_lock_stop(&c->dev);
-		if (c->dev.gpu) {
-			uint32_t res = gpu_device_resource_count(c->dev.gpu);
-			uint32_t ctx = gpu_device_context_count(c->dev.gpu);
-
-			gpu_device_reset(c->dev.gpu);
-			if (res || ctx)
-				hlog("device reset: %u resources, %u contexts dropped", res, ctx);
-		}
+		reset_device_locked(c, false, "SET_STATUS 0");
 		vdev_unlock(&c->dev);
 	}
 	c->status = (uint8_t)s;
+	return 0;
+}
+
+/*
+ * RESET_DEVICE (protocol feature RESET_DEVICE): QEMU sends it from its
+ * virtio reset, when the guest resets the device (a PCI remove, a driver
+ * unbind, a reboot), and not when it only stops the rings (a VM stop,
+ * whose GET_VRING_BASE keeps every state). Its generic vhost-user-device
+ * sends no SET_STATUS 0, so without this message the device would keep
+ * the contexts and resources of a driver that is gone, and the next one
+ * would find them (qemu/patches/0002).
+ */
+static int h_reset_device(struct vu_conn *c, struct vu_msg *m)
+{
+	(void)m;
+	vdev_lock_stop(&c->dev);
+	reset_device_locked(c, true, "RESET_DEVICE");
+	vdev_unlock(&c->dev);
+	c->status = 0;
 	return 0;
 }
 
@@ -648,6 +688,7 @@ static const struct vu_handler handlers[VU_REQUEST_MAX] = {
 			    VU_CONFIG_HDR_SIZE + VU_MAX_CONFIG_SIZE, true },
 	[VU_SET_CONFIG] = { "SET_CONFIG", h_set_config, VU_CONFIG_HDR_SIZE,
 			    VU_CONFIG_HDR_SIZE + VU_MAX_CONFIG_SIZE, false },
+	[VU_RESET_DEVICE] = { "RESET_DEVICE", h_reset_device, 0, U64, false },
 	[VU_SET_STATUS] = { "SET_STATUS", h_set_status, U64, U64, false },
 	[VU_GET_STATUS] = { "GET_STATUS", h_get_status, 0, U64, true },
 };

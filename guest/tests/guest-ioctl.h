@@ -22,8 +22,12 @@
 #include <xf86drm.h>
 #include <drm/virtgpu_drm.h>
 
-/* A guest blob over [ptr, ptr + size) with the userptr flags @flags; 0 or an errno. */
-static inline int raw_userptr(int fd, void *ptr, size_t size, uint32_t flags, uint32_t *handle)
+/*
+ * A guest blob over [ptr, ptr + size) with the userptr flags @flags: its
+ * GEM handle and (when @res is not NULL) its resource id; 0 or an errno.
+ */
+static inline int raw_userptr_res(int fd, void *ptr, size_t size, uint32_t flags,
+				  uint32_t *handle, uint32_t *res)
 {
 	struct drm_virtgpu_resource_create_blob rc = {
 		.blob_mem = VIRTGPU_BLOB_MEM_GUEST,
@@ -35,7 +39,29 @@ static inline int raw_userptr(int fd, void *ptr, size_t size, uint32_t flags, ui
 	if (drmIoctl(fd, DRM_IOCTL_VIRTGPU_RESOURCE_CREATE_BLOB, &rc))
 		return errno;
 	*handle = rc.bo_handle;
+	if (res)
+		*res = rc.res_handle;
 	return 0;
+}
+
+static inline int raw_userptr(int fd, void *ptr, size_t size, uint32_t flags, uint32_t *handle)
+{
+	return raw_userptr_res(fd, ptr, size, flags, handle, NULL);
+}
+
+/* A context of the compute capset (@capset) for @fd; 0 or an errno. */
+static inline int raw_context_init(int fd, uint32_t capset)
+{
+	struct drm_virtgpu_context_set_param p = {
+		.param = VIRTGPU_CONTEXT_PARAM_CAPSET_ID,
+		.value = capset,
+	};
+	struct drm_virtgpu_context_init ci = {
+		.num_params = 1,
+		.ctx_set_params = (uintptr_t)&p,
+	};
+
+	return drmIoctl(fd, DRM_IOCTL_VIRTGPU_CONTEXT_INIT, &ci) ? errno : 0;
 }
 
 /* Does the kernel take userptr blobs on @fd (VIRTGPU_PARAM_RESOURCE_USERPTR)? */

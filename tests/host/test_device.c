@@ -456,6 +456,43 @@ static void test_vu_status_reset(void **state)
 	assert_int_equal(STAT_GET(contexts), 0);
 }
 
+/*
+ * RESET_DEVICE, as QEMU sends it from a guest's reset of the device: the
+ * rings stopped with GET_VRING_BASE first (which alone, as on a VM stop,
+ * keeps every state), then the device's resources and contexts go.
+ */
+static void test_vu_reset_device(void **state)
+{
+	struct virtio_gpu_mem_entry e = { 0 };
+	struct vhost_vring_state st = { 0, 0 };
+	uint32_t G = VIRTIO_GPU_BLOB_MEM_GUEST, r, fl, sz;
+
+	(void)state;
+	assert_true(fe_get_u64(&F, VU_GET_PROTOCOL_FEATURES) & (1ull << VU_PROTOCOL_F_RESET_DEVICE));
+	e.addr = fe_alloc(&F, 1, 4096, 0);
+	e.length = 4096;
+	assert_int_equal(cmd_blob(&F, 0, 1, G, 0, 4096, &e, 1), VIRTIO_GPU_RESP_OK_NODATA);
+	assert_int_equal(cmd_ctx_create(&F, 1, VGPU_COMPUTE_CAPSET_ID), VIRTIO_GPU_RESP_OK_NODATA);
+	assert_int_equal(cmd_attach(&F, 1, 1), VIRTIO_GPU_RESP_OK_NODATA);
+	for (uint32_t q = 0; q < 2; q++) {
+		st.index = q;
+		st.num = 0;
+		assert_int_equal(fe_ack(&F, VU_SET_VRING_ENABLE, &st, sizeof(st), NULL, 0), 0);
+		assert_int_equal(fe_send(&F, VU_GET_VRING_BASE, VU_VERSION, &st, sizeof(st), NULL, 0), 0);
+		assert_int_equal(fe_recv(&F, &r, &fl, &st, sizeof(st), &sz), 0);
+		assert_int_equal(r, VU_GET_VRING_BASE);
+	}
+	/* The rings' stop alone keeps the state. */
+	assert_int_equal(STAT_GET(resources), 1);
+	assert_int_equal(STAT_GET(contexts), 1);
+	assert_int_equal(fe_ack(&F, VU_RESET_DEVICE, NULL, 0, NULL, 0), 0);
+	assert_int_equal(STAT_GET(resources), 0);
+	assert_int_equal(STAT_GET(contexts), 0);
+	assert_int_equal(fe_get_u64(&F, VU_GET_STATUS), 0);
+	/* A second one, on the empty device, is no error either. */
+	assert_int_equal(fe_ack(&F, VU_RESET_DEVICE, NULL, 0, NULL, 0), 0);
+}
+
 /* ---- commands ---- */
 
 static void test_display_info(void **state)
@@ -1003,6 +1040,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_vu_call_fds, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vu_get_vring_base, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_vu_status_reset, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_vu_reset_device, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_display_info, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_capset, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ctx, setup, teardown),

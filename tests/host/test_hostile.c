@@ -1052,6 +1052,7 @@ static const struct vu_size_case vu_sizes[] = {
 	{ VU_SET_BACKEND_REQ_FD, 0, 8, false },
 	{ VU_GET_CONFIG, 12, 12 + 256, true },
 	{ VU_SET_CONFIG, 12, 12 + 256, false },
+	{ VU_RESET_DEVICE, 0, 8, false },
 	{ VU_SET_STATUS, 8, 8, false },
 	{ VU_GET_STATUS, 0, 8, true },
 };
