@@ -406,6 +406,22 @@ static void test_vu_get_vring_base(void **state)
 	assert_int_equal(fe_wait_used(&F, 0, 4, 3000), 0);
 }
 
+/* QEMU's stop of the device: both rings disabled, their bases read. */
+static void stop_rings_as_qemu(void)
+{
+	struct vhost_vring_state st = { 0, 0 };
+	uint32_t r, fl, sz;
+
+	for (uint32_t q = 0; q < 2; q++) {
+		st.index = q;
+		st.num = 0;
+		assert_int_equal(fe_ack(&F, VU_SET_VRING_ENABLE, &st, sizeof(st), NULL, 0), 0);
+		assert_int_equal(fe_send(&F, VU_GET_VRING_BASE, VU_VERSION, &st, sizeof(st), NULL, 0), 0);
+		assert_int_equal(fe_recv(&F, &r, &fl, &st, sizeof(st), &sz), 0);
+		assert_int_equal(r, VU_GET_VRING_BASE);
+	}
+}
+
 /*
  * The device status as QEMU drives it (protocol feature STATUS): status
  * bits added with GET_STATUS + SET_STATUS at start, 0 at a reset from the
@@ -416,8 +432,7 @@ static void test_vu_get_vring_base(void **state)
 static void test_vu_status_reset(void **state)
 {
 	struct virtio_gpu_mem_entry e = { 0 };
-	struct vhost_vring_state st = { 0, 0 };
-	uint32_t G = VIRTIO_GPU_BLOB_MEM_GUEST, r, fl, sz;
+	uint32_t G = VIRTIO_GPU_BLOB_MEM_GUEST;
 	uint64_t v;
 
 	(void)state;
@@ -441,14 +456,7 @@ static void test_vu_status_reset(void **state)
 	assert_int_equal(STAT_GET(contexts), 1);
 
 	/* QEMU's stop: rings disabled, their bases read, then status 0. */
-	for (uint32_t q = 0; q < 2; q++) {
-		st.index = q;
-		st.num = 0;
-		assert_int_equal(fe_ack(&F, VU_SET_VRING_ENABLE, &st, sizeof(st), NULL, 0), 0);
-		assert_int_equal(fe_send(&F, VU_GET_VRING_BASE, VU_VERSION, &st, sizeof(st), NULL, 0), 0);
-		assert_int_equal(fe_recv(&F, &r, &fl, &st, sizeof(st), &sz), 0);
-		assert_int_equal(r, VU_GET_VRING_BASE);
-	}
+	stop_rings_as_qemu();
 	v = 0;
 	assert_int_equal(fe_ack(&F, VU_SET_STATUS, &v, 8, NULL, 0), 0);
 	assert_int_equal(fe_get_u64(&F, VU_GET_STATUS), 0);
@@ -464,8 +472,7 @@ static void test_vu_status_reset(void **state)
 static void test_vu_reset_device(void **state)
 {
 	struct virtio_gpu_mem_entry e = { 0 };
-	struct vhost_vring_state st = { 0, 0 };
-	uint32_t G = VIRTIO_GPU_BLOB_MEM_GUEST, r, fl, sz;
+	uint32_t G = VIRTIO_GPU_BLOB_MEM_GUEST;
 
 	(void)state;
 	assert_true(fe_get_u64(&F, VU_GET_PROTOCOL_FEATURES) & (1ull << VU_PROTOCOL_F_RESET_DEVICE));
@@ -474,14 +481,7 @@ static void test_vu_reset_device(void **state)
 	assert_int_equal(cmd_blob(&F, 0, 1, G, 0, 4096, &e, 1), VIRTIO_GPU_RESP_OK_NODATA);
 	assert_int_equal(cmd_ctx_create(&F, 1, VGPU_COMPUTE_CAPSET_ID), VIRTIO_GPU_RESP_OK_NODATA);
 	assert_int_equal(cmd_attach(&F, 1, 1), VIRTIO_GPU_RESP_OK_NODATA);
-	for (uint32_t q = 0; q < 2; q++) {
-		st.index = q;
-		st.num = 0;
-		assert_int_equal(fe_ack(&F, VU_SET_VRING_ENABLE, &st, sizeof(st), NULL, 0), 0);
-		assert_int_equal(fe_send(&F, VU_GET_VRING_BASE, VU_VERSION, &st, sizeof(st), NULL, 0), 0);
-		assert_int_equal(fe_recv(&F, &r, &fl, &st, sizeof(st), &sz), 0);
-		assert_int_equal(r, VU_GET_VRING_BASE);
-	}
+	stop_rings_as_qemu();
 	/* The rings' stop alone keeps the state. */
 	assert_int_equal(STAT_GET(resources), 1);
 	assert_int_equal(STAT_GET(contexts), 1);
