@@ -174,8 +174,9 @@ for mode in $MODES; do
 	fi
 	if [ "$x86" = 1 ]; then
 		# A device reset from the guest (the virtio-pci driver unbound
-		# and bound again: QEMU stops the rings with GET_VRING_BASE and
-		# starts them anew), after which the device serves again.
+		# and bound again: QEMU stops the rings with GET_VRING_BASE,
+		# sends RESET_DEVICE and starts them anew), after which the
+		# device serves again.
 		# shellcheck disable=SC2016 # expanded by the guest's sh
 		step reset sh -c '
 			set -e
