@@ -242,6 +242,15 @@ static int h_reset_owner(struct vu_conn *c, struct vu_msg *m)
 	return 0;
 }
 
+/* Stop a ring (lock held): not served, its kick fd closed. */
+static void stop_ring_locked(struct vq *vq)
+{
+	vq->started = false;
+	if (vq->kick_fd >= 0)
+		close(vq->kick_fd);
+	vq->kick_fd = -1;
+}
+
 /*
  * A virtio reset of the device, with the lock held: its state (resources,
  * contexts) goes, so that the driver probing again starts from an empty
@@ -252,14 +261,8 @@ static int h_reset_owner(struct vu_conn *c, struct vu_msg *m)
 static void reset_device_locked(struct vu_conn *c, bool rings, const char *why)
 {
 	if (rings) {
-		for (unsigned i = 0; i < VDEV_NUM_QUEUES; i++) {
-			struct vq *vq = &c->dev.vq[i];
-
-			vq->started = false;
-			if (vq->kick_fd >= 0)
-				close(vq->kick_fd);
-			vq->kick_fd = -1;
-		}
+		for (unsigned i = 0; i < VDEV_NUM_QUEUES; i++)
+			stop_ring_locked(&c->dev.vq[i]);
 	}
 	c->dev.events_read = 0;
 	if (c->dev.gpu) {
@@ -468,10 +471,7 @@ static int h_get_vring_base(struct vu_conn *c, struct vu_msg *m)
 	 * with E_DEVICE), so the answer does not wait for a long op. */
 	vdev_lock_stop(&c->dev);
 	vq = &c->dev.vq[s.index];
-	vq->started = false;
-	if (vq->kick_fd >= 0)
-		close(vq->kick_fd);
-	vq->kick_fd = -1;
+	stop_ring_locked(vq);
 	s.num = vq->last_avail;
 	vdev_unlock(&c->dev);
 	s.index = htole32(s.index);
